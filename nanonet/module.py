@@ -1,0 +1,278 @@
+"""The core contract: ``Parameter``, ``Buffer`` and ``Module``.
+
+A module is a small object with a hand-written ``forward`` and ``backward``:
+
+- ``forward(x)`` computes the output and caches exactly what ``backward`` needs;
+- ``backward(grad_out)`` *adds* ``dJ/dparam`` into every parameter's ``.grad``
+  and returns ``dJ/dx``.
+
+Parameters and child modules are found by looking at the module's attributes
+(``vars(self)``) in assignment order; a user registers them by plain
+assignment and nothing else (no ``__setattr__`` magic, no registration call).
+"""
+
+import contextlib
+import contextvars
+
+import numpy as np
+
+from ._checks import check_finite
+
+_DETECT_ANOMALY = contextvars.ContextVar("nanonet_detect_anomaly", default=False)
+
+
+@contextlib.contextmanager
+def detect_anomaly(enabled=True):
+    """Within this block, NaN/Inf produced by any module raises at once.
+
+    Containers check each child's output (forward) and input gradient
+    (backward) and name the child that produced the first non-finite value.
+
+    >>> import nanonet as nn
+    >>> with nn.detect_anomaly():
+    ...     pass
+    """
+    token = _DETECT_ANOMALY.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _DETECT_ANOMALY.reset(token)
+
+
+def anomaly_enabled():
+    """True inside a ``detect_anomaly()`` block."""
+    return _DETECT_ANOMALY.get()
+
+
+class Parameter:
+    """A trainable array that carries its own gradient.
+
+    Attributes:
+        value: the ndarray (floating point).
+        grad: an ndarray of the same shape and dtype, zeros at first.
+
+    >>> p = Parameter(np.ones((2, 3)))
+    >>> p.grad.shape, p.grad.dtype, float(p.grad.sum())
+    ((2, 3), dtype('float64'), 0.0)
+    """
+
+    def __init__(self, value):
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"Parameter expected a numpy.ndarray, got {type(value).__name__}")
+        if value.dtype.kind != "f":
+            raise TypeError(f"Parameter expected a floating-point array, got dtype {value.dtype}")
+        self.value = value
+        self.grad = np.zeros_like(value)
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    @property
+    def size(self):
+        return self.value.size
+
+    def zero_grad(self):
+        self.grad.fill(0)
+
+    def __repr__(self):
+        return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+class Buffer:
+    """Non-trainable state that belongs in ``state_dict`` (e.g. running statistics).
+
+    >>> Buffer(np.zeros(3))
+    Buffer(shape=(3,), dtype=float64)
+    """
+
+    def __init__(self, value):
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"Buffer expected a numpy.ndarray, got {type(value).__name__}")
+        self.value = value
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def __repr__(self):
+        return f"Buffer(shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+class Module:
+    """Base class of every layer and container.
+
+    Subclasses implement ``forward(x)`` and ``backward(grad_out)``. Calling a
+    module (``module(x)``) runs ``forward(x)``; at this public entry point the
+    input is also checked for NaN/Inf (``FloatingPointError``). Containers call
+    their children's ``forward`` directly, so the check happens once per call.
+
+    ``backward`` adds into ``.grad`` and never overwrites it: call
+    ``zero_grad()`` between steps. Calling ``backward`` twice after one
+    ``forward`` accumulates twice (the cache is kept). Calling it before any
+    ``forward`` raises ``RuntimeError``.
+
+    A subclass needs no ``super().__init__()``: ``training`` defaults to True.
+    """
+
+    training = True
+
+    # -- the contract -------------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
+
+    def backward(self, grad_out):
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_out)")
+
+    def __call__(self, x):
+        check_finite(self, x)
+        out = self.forward(x)
+        if _DETECT_ANOMALY.get():
+            check_finite(self, out, name="output (made by this module)")
+        return out
+
+    # -- structure ----------------------------------------------------------
+    def named_children(self):
+        """Yield ``(name, module)`` for direct children, in assignment order.
+
+        A list or tuple of modules assigned to an attribute yields
+        ``name.0``, ``name.1``, ...
+        """
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+            elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Module) for v in value):
+                for i, child in enumerate(value):
+                    yield f"{name}.{i}", child
+
+    def children(self):
+        return [m for _, m in self.named_children()]
+
+    def _named_own(self, kind):
+        for name, value in vars(self).items():
+            if isinstance(value, kind):
+                yield name, value
+
+    def _named_members(self, kind, prefix, seen):
+        for name, member in self._named_own(kind):
+            if id(member) not in seen:
+                seen.add(id(member))
+                yield prefix + name, member
+        for name, child in self.named_children():
+            yield from child._named_members(kind, f"{prefix}{name}.", seen)
+
+    def named_parameters(self):
+        """Yield ``(dotted_name, Parameter)``: own parameters first, then each
+        child's, in assignment order. A shared Parameter appears once, under
+        the first name that reaches it."""
+        return self._named_members(Parameter, "", set())
+
+    def parameters(self):
+        """A list of the distinct Parameters (a shared one is listed once)."""
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self):
+        return self._named_members(Buffer, "", set())
+
+    def modules(self):
+        """This module and all its descendants, depth first."""
+        out = [self]
+        for _, child in self.named_children():
+            out.extend(child.modules())
+        return out
+
+    # -- state --------------------------------------------------------------
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad.fill(0)
+
+    def train(self, mode=True):
+        for m in self.modules():
+            m.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def to(self, dtype):
+        """Convert every parameter (value and grad) and buffer to ``dtype``, in place.
+
+        The Parameter objects stay the same, so optimizers keep their keys.
+        """
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"{self.short_repr()}.to expected a floating-point dtype, got {dtype}")
+        for p in self.parameters():
+            p.value = p.value.astype(dtype)
+            p.grad = p.grad.astype(dtype)
+        for _, b in self.named_buffers():
+            b.value = b.value.astype(dtype)
+        return self
+
+    def state_dict(self):
+        """A dict of copies: ``{dotted_name: ndarray}`` for parameters, then buffers."""
+        state = {name: p.value.copy() for name, p in self.named_parameters()}
+        state.update({name: b.value.copy() for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state):
+        """Copy ``state`` into this module's parameters and buffers, in place.
+
+        Names, shapes and dtypes must match exactly. Every mismatch is listed
+        in one error, raised before anything is changed.
+        """
+        targets = dict(self.named_parameters())
+        targets.update(self.named_buffers())
+        problems = []
+        for name in targets:
+            if name not in state:
+                problems.append(f"missing key {name!r}")
+        for name in state:
+            if name not in targets:
+                problems.append(f"unexpected key {name!r}")
+        for name, target in targets.items():
+            if name not in state:
+                continue
+            arr = np.asarray(state[name])
+            if arr.shape != target.value.shape:
+                problems.append(f"{name!r}: expected shape {target.value.shape}, got {arr.shape}")
+            elif arr.dtype != target.value.dtype:
+                problems.append(f"{name!r}: expected dtype {target.value.dtype}, got {arr.dtype}")
+        if problems:
+            raise ValueError(
+                f"{self.short_repr()}.load_state_dict found {len(problems)} problem(s):\n  - "
+                + "\n  - ".join(problems)
+            )
+        for name, target in targets.items():
+            np.copyto(target.value, state[name])
+
+    # -- display ------------------------------------------------------------
+    def extra_repr(self):
+        """The configuration shown inside ``ClassName(...)``; override it."""
+        return ""
+
+    def __repr__(self):
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    def short_repr(self):
+        """A one-line repr, for error messages."""
+        text = repr(self)
+        if "\n" not in text:
+            return text
+        return f"{type(self).__name__}({len(list(self.named_children()))} children)"

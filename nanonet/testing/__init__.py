@@ -1,0 +1,1 @@
+"""Testing tools for nanonet layers (needs the ``test`` extra for strategies)."""
