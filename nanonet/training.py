@@ -356,7 +356,4 @@ def _split(x, y, validation_data, validation_split):
     if cut == 0:
         raise ValueError(f"fit: validation_split={validation_split} leaves no training data "
                          f"({n} samples -> 0 for training, {n} for validation)")
-    if cut == n:
-        raise ValueError(f"fit: validation_split={validation_split} leaves no validation data "
-                         f"({n} samples -> {n} for training, 0 for validation)")
     return x[:cut], y[:cut], (x[cut:], y[cut:])
