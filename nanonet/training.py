@@ -75,6 +75,7 @@ def plot_histories(histories, path=None, *, title=None, log_scale=True):
         if "val_loss" in hist.history:
             ax.plot(hist.epoch, hist.history["val_loss"], "--", color=line.get_color(),
                     label=prefix + "validation loss")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     if log_scale:
