@@ -111,13 +111,14 @@ def test_model_checkpoint_saves_every_epoch_with_a_formatted_path(tmp_path):
     cb = nn.ModelCheckpoint(str(tmp_path / "ckpt-{epoch:02d}-{loss:.2f}.npz"), save_best_only=False)
     model, opt, h = fit_with([cb], epochs=3)
     assert len(cb.saved) == 3 and [p.split("/")[-1][:7] for p in cb.saved] == ["ckpt-01", "ckpt-02", "ckpt-03"]
-    fresh, fresh_opt = small_model(seed=5), nn.optim.SGD(small_model(seed=5).parameters(), lr=0.3)
-    meta = nn.load(cb.saved[-1], fresh, None)
+    fresh = small_model(seed=5)
+    fresh_opt = nn.optim.SGD(fresh.parameters(), lr=0.3)
+    meta = nn.load(cb.saved[-1], fresh, fresh_opt)
+    assert fresh_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == 0.01
     assert meta["epoch"] == 3 and meta["logs"]["loss"] == h.history["loss"][-1]
     assert meta["rng_state"]["bit_generator"] == "PCG64"
     for key, value in model.state_dict().items():
         assert np.array_equal(value, fresh.state_dict()[key])
-    del fresh_opt
 
 
 def test_model_checkpoint_save_best_only(tmp_path):
@@ -199,7 +200,7 @@ def test_plain_progress_bar_rewrites_one_line_in_a_terminal():
     assert "6/6 epoch 2/2 loss" in text
 
 
-def test_tqdm_progress_bar(monkeypatch):
+def test_tqdm_progress_bar():
     pytest.importorskip("tqdm")
     out = io.StringIO()
     fit_with([nn.ProgressBar(file=out, use_tqdm=True)], epochs=2, batch_size=32)
