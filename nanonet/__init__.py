@@ -15,6 +15,11 @@ from .gradcheck import (
 from .layers import Linear, ReLU
 from .losses import Loss, MSELoss
 from .module import Buffer, Module, Parameter, detect_anomaly
+from . import optim
+from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint, ProgressBar, TerminateOnNaN
+from .data import batches
+from .serialization import load, save
+from .training import History, evaluate, fit, plot_histories
 
 __version__ = "0.1.0"
 
@@ -33,4 +38,19 @@ __all__ = [
     "check_gradients",
     "detect_anomaly",
     "numerical_jacobian",
+    # training (issue 3)
+    "Callback",
+    "EarlyStopping",
+    "History",
+    "LambdaCallback",
+    "ModelCheckpoint",
+    "ProgressBar",
+    "TerminateOnNaN",
+    "batches",
+    "evaluate",
+    "fit",
+    "load",
+    "optim",
+    "plot_histories",
+    "save",
 ]

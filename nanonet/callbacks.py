@@ -1,0 +1,298 @@
+"""Callbacks for ``nn.fit``: early stopping, checkpoints, NaN guard, progress bar.
+
+A callback is any object with some of the hooks ``on_train_begin(logs)``,
+``on_epoch_begin(epoch, logs)``, ``on_batch_end(batch, logs)``,
+``on_epoch_end(epoch, logs)`` and ``on_train_end(logs)``; ``fit`` first calls
+``set_context(context)`` with a :class:`~nanonet.training.FitContext` (model,
+optimizer, rng, history, ...), and a callback stops training with
+``self.context.stop(reason)``. Epochs and batches are counted from 0. Epoch
+logs hold ``loss`` (and ``val_loss``, metrics); batch logs ``loss`` and ``size``.
+"""
+
+import math
+import sys
+import time
+
+from . import serialization
+
+
+class Callback:
+    """Base class with empty hooks; ``self.context`` is set by ``fit``."""
+
+    context = None
+
+    def set_context(self, context):
+        self.context = context
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class LambdaCallback(Callback):
+    """Hooks given as functions, e.g. ``LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch))``.
+
+    Example:
+        >>> seen = []
+        >>> cb = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+        >>> cb.on_epoch_end(3, {"loss": 1.0}); seen
+        [3]
+    """
+
+    def __init__(self, **hooks):
+        for name, fn in hooks.items():
+            if not name.startswith("on_") or not hasattr(Callback, name) or not callable(fn):
+                raise TypeError(f"LambdaCallback expected hook functions such as on_epoch_end=..., got {name}={fn!r}")
+            setattr(self, name, fn)
+
+
+class _Monitor:
+    """Is ``current`` better than ``best`` by more than ``min_delta``? (Keras' rule)."""
+
+    def __init__(self, owner, monitor, mode, min_delta):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"{owner} expected mode 'auto', 'min' or 'max', got {mode!r}")
+        if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta)):
+            raise ValueError(f"{owner} expected a finite min_delta, got {min_delta!r}")
+        if mode == "auto":
+            mode = "max" if monitor.endswith(("acc", "accuracy", "auc")) else "min"
+        self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, abs(min_delta)
+
+    def initial(self):
+        return math.inf if self.mode == "min" else -math.inf
+
+    def improved(self, current, best):
+        if self.mode == "min":
+            return current < best - self.min_delta
+        return current > best + self.min_delta
+
+    def check_keys(self, context):
+        if self.monitor not in context.log_keys:
+            raise ValueError(f"{self.owner} monitors {self.monitor!r}, but fit logs only {context.log_keys}"
+                             + ("; pass validation_data or validation_split" if self.monitor.startswith("val_")
+                                else ""))
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs (Keras' semantics).
+
+    An epoch improves when the value beats the best so far by more than
+    ``min_delta`` (below it for ``mode="min"``, above for ``"max"``; ``"auto"``
+    picks max for names ending in acc/accuracy/auc). After ``patience``
+    epochs without improvement, training stops. With
+    ``restore_best_weights=True`` the model gets the weights of the best
+    epoch back at the end of training (whether or not it stopped early).
+
+    Attributes after fit: ``stopped_epoch`` (None if it never stopped),
+    ``best``, ``best_epoch``.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", baseline=None,
+                 restore_best_weights=False, verbose=0):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping expected patience to be an int >= 0, got {patience!r}")
+        self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
+        self.monitor, self.patience, self.baseline = monitor, patience, baseline
+        self.restore_best_weights, self.verbose = bool(restore_best_weights), verbose
+
+    def on_train_begin(self, logs=None):
+        self._monitor.check_keys(self.context)
+        self.wait, self.stopped_epoch, self.best_epoch = 0, None, None
+        self.best = self._monitor.initial()
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = logs[self.monitor]
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.context.model.state_dict()
+        self.wait += 1
+        if self._monitor.improved(current, self.best):
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.context.model.state_dict()
+            if self.baseline is None or self._monitor.improved(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > self.context.initial_epoch:
+            self.stopped_epoch = epoch
+            self.context.stop(f"EarlyStopping: {self.monitor} did not improve for {self.wait} epoch(s) "
+                              f"(best {self.best:.6g} at epoch {self.best_epoch}); stopped at epoch {epoch}")
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.context.model.load_state_dict(self.best_weights)
+            if self.verbose:
+                print(f"EarlyStopping: restored the weights of epoch {self.best_epoch}", file=sys.stderr)
+
+    def __repr__(self):
+        return (f"EarlyStopping(monitor={self.monitor!r}, min_delta={self._monitor.min_delta}, "
+                f"patience={self.patience}, restore_best_weights={self.restore_best_weights})")
+
+
+class ModelCheckpoint(Callback):
+    """Save model, optimizer, epoch and rng state with ``nn.save`` after each epoch.
+
+    ``path`` may hold format fields: ``{epoch}`` (epochs completed, from 1)
+    and any log key, e.g. ``"ckpt-{epoch:03d}-{val_loss:.3f}.npz"``. With
+    ``save_best_only=True`` a file is written only when ``monitor`` improves.
+
+    The meta saved with the weights (``nn.load`` returns it): ``epoch`` (epochs
+    completed: pass it as ``fit(initial_epoch=...)`` to resume), ``rng_state``
+    (rebuild the shuffling generator with
+    ``nanonet.serialization.generator_from_state``), ``logs`` (this epoch's)
+    and ``best`` (the best monitored value so far).
+    """
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
+        self.path, self.monitor, self.save_best_only, self.verbose = str(path), monitor, bool(save_best_only), verbose
+        self._monitor = _Monitor("ModelCheckpoint", monitor, mode, 0.0)
+
+    def on_train_begin(self, logs=None):
+        if self.save_best_only:
+            self._monitor.check_keys(self.context)
+        self.best = self._monitor.initial()
+        self.saved = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = logs.get(self.monitor)
+        if self.save_best_only:
+            if not self._monitor.improved(current, self.best):
+                return
+        if current is not None and self._monitor.improved(current, self.best):
+            self.best = current
+        path = self.path.format(epoch=epoch + 1, **logs)
+        ctx = self.context
+        serialization.save(path, ctx.model, ctx.optimizer, epoch=epoch + 1, rng_state=ctx.rng.bit_generator.state,
+                           logs=logs, best=self.best if math.isfinite(self.best) else None)
+        self.saved.append(path)
+        if self.verbose:
+            print(f"ModelCheckpoint: saved {path} (epoch {epoch})", file=sys.stderr)
+
+    def __repr__(self):
+        return f"ModelCheckpoint({self.path!r}, monitor={self.monitor!r}, save_best_only={self.save_best_only})"
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when a batch loss is NaN or Inf, and say where.
+
+    ``fit`` does not step on a non-finite loss, so the model keeps the weights
+    from before that batch. After the run, ``epoch`` and ``batch`` say where
+    it happened and ``History.stop_reason`` holds the message (printed to
+    stderr unless ``verbose=0``).
+    """
+
+    def on_train_begin(self, logs=None):
+        self.epoch = self.batch = None
+        self._epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = logs["loss"]
+        if not math.isfinite(loss):
+            self.epoch, self.batch = self._epoch, batch
+            message = (f"TerminateOnNaN: the loss became {loss} at epoch {self.epoch}, batch {batch}; "
+                       f"training stopped with the weights from before that batch")
+            self.context.stop(message)
+            if self.context.verbose:
+                print(message, file=sys.stderr)
+
+
+def _has_tqdm():
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class ProgressBar(Callback):
+    """A progress bar over all the batches of a run (``fit(verbose=1)`` adds one).
+
+    Uses tqdm if installed (``pip install nanonet[progress]``), otherwise a
+    plain line rewritten in place (``\\r``) when ``file`` is a terminal, and one
+    line per epoch when it is not (``dynamic=False``, as ``fit(verbose=2)``).
+
+    Args:
+        file: where to write (default: ``sys.stdout`` at the start of training).
+        use_tqdm: True, False, or None (tqdm if installed).
+        dynamic: rewrite one line in place; None: only if ``file`` is a terminal.
+    """
+
+    def __init__(self, file=None, use_tqdm=None, dynamic=None, min_interval=0.1):
+        self.file, self.use_tqdm, self.dynamic, self.min_interval = file, use_tqdm, dynamic, min_interval
+
+    def on_train_begin(self, logs=None):
+        ctx = self.context
+        self._file = self.file or sys.stdout
+        self._total = (ctx.epochs - ctx.initial_epoch) * ctx.steps_per_epoch
+        self._done, self._last, self._epoch = 0, 0.0, ctx.initial_epoch
+        use_tqdm = _has_tqdm() if self.use_tqdm is None else self.use_tqdm
+        self._tqdm = None
+        if use_tqdm:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm(total=self._total, file=self._file, unit="batch", dynamic_ncols=True)
+        dynamic = self.dynamic
+        if dynamic is None:
+            dynamic = bool(getattr(self._file, "isatty", lambda: False)())
+        self._dynamic = dynamic
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        self._done += 1
+        now = time.monotonic()
+        if self._tqdm is not None:
+            self._tqdm.update(1)
+            if now - self._last >= self.min_interval:
+                self._tqdm.set_postfix_str(f"epoch {self._epoch + 1}/{self.context.epochs} loss {logs['loss']:.4g}",
+                                           refresh=False)
+                self._last = now
+        elif self._dynamic and now - self._last >= self.min_interval:
+            self._write_line(f"loss {logs['loss']:.4g}", end="")
+            self._last = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        text = " - ".join(f"{k} {v:.4g}" for k, v in logs.items())
+        if self._tqdm is not None:
+            self._tqdm.set_postfix_str(f"epoch {epoch + 1}/{self.context.epochs} {text}")
+        elif self._dynamic:
+            self._write_line(text, end="")
+        else:
+            self._file.write(f"epoch {epoch + 1}/{self.context.epochs} - {text}\n")
+            self._file.flush()
+
+    def _write_line(self, text, end):
+        width = 20
+        frac = self._done / self._total if self._total else 1.0
+        bar = "=" * int(frac * width)
+        self._file.write(f"\r[{bar:<{width}}] {self._done}/{self._total} "
+                         f"epoch {self._epoch + 1}/{self.context.epochs} {text}\033[K{end}")
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        if self._tqdm is not None:
+            self._tqdm.close()
+        elif self._dynamic:
+            self._file.write("\n")
+            self._file.flush()
+
+    def __repr__(self):
+        return f"ProgressBar(use_tqdm={self.use_tqdm}, dynamic={self.dynamic})"
