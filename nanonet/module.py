@@ -229,15 +229,28 @@ class Module:
         Names, shapes and dtypes must match exactly. Every mismatch is listed
         in one error, raised before anything is changed.
         """
+        problems = self.state_dict_problems(state)
+        if problems:
+            raise ValueError(
+                f"{self.short_repr()}.load_state_dict found {len(problems)} problem(s):\n  - "
+                + "\n  - ".join(problems)
+            )
+        for name, target in self._state_targets().items():
+            np.copyto(target.value, state[name])
+
+    def _state_targets(self):
         targets = dict(self.named_parameters())
         targets.update(self.named_buffers())
-        problems = []
-        for name in targets:
-            if name not in state:
-                problems.append(f"missing key {name!r}")
-        for name in state:
-            if name not in targets:
-                problems.append(f"unexpected key {name!r}")
+        return targets
+
+    def state_dict_problems(self, state):
+        """What in ``state`` does not fit this module: a list of strings, empty if all fits.
+
+        Lists missing keys, unexpected keys, and shape or dtype mismatches.
+        """
+        targets = self._state_targets()
+        problems = [f"missing key {name!r}" for name in targets if name not in state]
+        problems += [f"unexpected key {name!r}" for name in state if name not in targets]
         for name, target in targets.items():
             if name not in state:
                 continue
@@ -246,13 +259,7 @@ class Module:
                 problems.append(f"{name!r}: expected shape {target.value.shape}, got {arr.shape}")
             elif arr.dtype != target.value.dtype:
                 problems.append(f"{name!r}: expected dtype {target.value.dtype}, got {arr.dtype}")
-        if problems:
-            raise ValueError(
-                f"{self.short_repr()}.load_state_dict found {len(problems)} problem(s):\n  - "
-                + "\n  - ".join(problems)
-            )
-        for name, target in targets.items():
-            np.copyto(target.value, state[name])
+        return problems
 
     # -- display ------------------------------------------------------------
     def extra_repr(self):

@@ -111,7 +111,7 @@ def load(path, model, optimizer=None):
     arrays = read_checkpoint(path)
     model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     optim_state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
-    problems = [f"model: {p}" for p in state_problems(model, model_state)]
+    problems = [f"model: {p}" for p in model.state_dict_problems(model_state)]
     if optimizer is not None:
         if not optim_state:
             problems.append("optimizer: the file holds no optimizer state (saved without optimizer=)")
@@ -156,22 +156,6 @@ def read_checkpoint(path):
     if "meta" not in arrays or arrays["meta"].dtype != np.uint8:
         raise CheckpointError(f"nn.load: {path!r} has no readable 'meta' entry")
     return arrays
-
-
-def state_problems(model, state):
-    """The names, shapes and dtypes in ``state`` that do not fit ``model`` (a list of strings)."""
-    targets = dict(model.named_parameters())
-    targets.update(model.named_buffers())
-    problems = [f"missing key {name!r}" for name in targets if name not in state]
-    problems += [f"unexpected key {name!r}" for name in state if name not in targets]
-    for name, target in targets.items():
-        if name in state:
-            arr = state[name]
-            if arr.shape != target.value.shape:
-                problems.append(f"{name!r}: expected shape {target.value.shape}, got {arr.shape}")
-            elif arr.dtype != target.value.dtype:
-                problems.append(f"{name!r}: expected dtype {target.value.dtype}, got {arr.dtype}")
-    return problems
 
 
 def generator_from_state(state):
