@@ -16,6 +16,9 @@ from .layers import Linear, ReLU
 from .losses import Loss, MSELoss
 from .module import Buffer, Module, Parameter, detect_anomaly
 
+from .containers import Graph, Input, shared_copy
+from .layers import Add, Concat, Multiply, Split
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -33,4 +36,11 @@ __all__ = [
     "check_gradients",
     "detect_anomaly",
     "numerical_jacobian",
+    "Input",
+    "Graph",
+    "shared_copy",
+    "Add",
+    "Multiply",
+    "Concat",
+    "Split",
 ]
