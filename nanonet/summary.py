@@ -125,7 +125,7 @@ def graph_to_dot(graph):
         >>> import nanonet as nn
         >>> x = nn.Input(2, name="x")
         >>> print(nn.Graph(x, nn.ReLU()(x)).to_dot())
-        digraph Graph {
+        digraph G {
           rankdir=TB;
           node [shape=box, style=rounded, fontname="Helvetica", fontsize=11];
           "x" [shape=ellipse, label="x: Input\\n(None, 2)"];
@@ -136,7 +136,7 @@ def graph_to_dot(graph):
     records = graph.records()
     names = {name for name, *_ in records}
     outputs = {out if out in names else out.rpartition(":")[0] for out in graph.output_names}
-    lines = ["digraph Graph {", "  rankdir=TB;",
+    lines = ["digraph G {", "  rankdir=TB;",
              '  node [shape=box, style=rounded, fontname="Helvetica", fontsize=11];']
     edges = []
     for name, module, shapes, connected in records:
