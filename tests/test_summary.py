@@ -1,5 +1,7 @@
 """summary() tables for Sequential and Graph, and Graph.to_dot()."""
 
+import html
+import pathlib
 import re
 import shutil
 import subprocess
@@ -126,3 +128,16 @@ def test_to_dot_labels_ports_of_multi_output_layers():
 def test_graphviz_renders_the_dot_text(tmp_path):
     result = subprocess.run(["dot", "-Tsvg"], input=residual().to_dot(), capture_output=True, text=True, check=True)
     assert "<svg" in result.stdout and "concat_0" in result.stdout
+
+
+def test_the_committed_diagram_shows_the_docs_network():
+    root = pathlib.Path(__file__).resolve().parent.parent
+    first_block = re.findall(r"^```python\n(.*?)^```", (root / "docs" / "graph.md").read_text(), re.S | re.M)[0]
+    namespace = {}
+    exec(first_block, namespace)
+    residual = namespace["residual"]
+    svg = (root / "docs" / "graph-residual.svg").read_text()
+    titles = [html.unescape(t) for t in re.findall(r"<title>([^<]*)</title>", svg)]
+    nodes = [name for name, *_ in residual.records()]
+    edges = [f"{src}->{name}" for name, _, _, connected in residual.records() for src in connected]
+    assert sorted(t for t in titles if t != "G") == sorted(nodes + edges)
