@@ -59,7 +59,7 @@ def test_chain_graph_equals_sequential_outputs_and_gradients():
     xs, g = data(7, 4), data(7, 3, seed=5)
     np.testing.assert_array_equal(net(xs), seq(xs))
     np.testing.assert_array_equal(net.backward(g), seq.backward(g))
-    for (n1, p1), (n2, p2) in zip(net.named_parameters(), seq.named_parameters()):
+    for (_, p1), (_, p2) in zip(net.named_parameters(), seq.named_parameters()):
         np.testing.assert_array_equal(p1.grad, p2.grad)
         assert p1.grad.any()
 
@@ -219,7 +219,8 @@ def test_names_are_stable_and_state_dict_loads_across_builds():
 
 def test_getitem_len_and_repr():
     net = build_named(0)
-    assert net["encoder"] is net.children()[0]
+    assert net["encoder"] is net.children()[0] is net[0]
+    assert net[-1] is net.children()[-1] and len(net) == 6
     with pytest.raises(KeyError, match="no layer named 'nope'"):
         net["nope"]
     assert "inputs=['x']" in repr(net) and "(encoder): Linear(3 -> 4)" in repr(net)
@@ -365,3 +366,28 @@ def test_module_call_dispatch():
         lin([[1.0, 2.0]])
     with pytest.raises(FloatingPointError, match=r"Linear\(2 -> 2\) got a non-finite input"):
         lin(np.array([[np.inf, 0.0]]))
+
+
+def test_a_wrong_input_gradient_is_caught_not_broadcast():
+    class SumsOverBatch(nn.Module):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_out):
+            return grad_out.sum(axis=0)          # (F,) would broadcast silently into (N, F)
+
+        def output_shape(self, shape):
+            return shape
+
+    class Downcasts(SumsOverBatch):
+        def backward(self, grad_out):
+            return grad_out.astype(np.float32)
+
+    for bad, what in ((SumsOverBatch(), r"shape \(2,\) and dtype float64"), (Downcasts(), r"shape \(3, 2\) and dtype float32")):
+        x = nn.Input(2)
+        h = nn.Linear(2, 2, rng=0)(x)
+        net = nn.Graph(x, nn.Add()(h, bad(h, name="bad")))
+        net(np.ones((3, 2)))
+        with pytest.raises(ValueError, match=rf"Graph\[bad\] .* gave an input gradient of {what} for node 'linear_0', "
+                                             r"expected shape \(3, 2\) and dtype float64"):
+            net.backward(np.ones((3, 2)))

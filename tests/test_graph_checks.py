@@ -55,7 +55,8 @@ def test_self_loop_is_a_cycle():
 def test_unconnected_input_is_rejected():
     x, z = nn.Input(2, name="x"), nn.Input(2, name="z")
     out = nn.Add()(nn.Linear(2, 2, rng=0)(x), nn.Linear(2, 2, rng=1)(z))
-    with pytest.raises(ValueError, match=r"connected to Input 'z' .* not among its inputs \(Linear\(2 -> 2\) uses it\)"):
+    with pytest.raises(ValueError, match=r"connected to Input 'z' .* not among its inputs "
+                                         r"\(Linear\(2 -> 2\) uses it\)"):
         nn.Graph(x, out)
 
 

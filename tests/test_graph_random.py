@@ -4,7 +4,6 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-import nanonet as nn
 from nanonet.testing.graph_strategies import build_dag, check_graph_gradients, dag_specs
 from nanonet.testing.strategies import SEEDS
 

@@ -120,7 +120,8 @@ def test_bad_inputs_name_the_module():
         nn.Add()(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"Concat\(\) expected inputs equal in every axis but -1"):
         nn.Concat()(np.ones((2, 3)), np.ones((3, 3)))
-    with pytest.raises(ValueError, match=r"Split\(sizes=\[1, 2\]\) expected input of size 3 along axis -1, got shape \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"Split\(sizes=\[1, 2\]\) expected input of size 3 along axis -1, "
+                                         r"got shape \(2, 4\)"):
         nn.Split([1, 2])(np.ones((2, 4)))
     with pytest.raises(ValueError, match="cannot use axis -1 on arrays of 1 dimensions"):
         nn.Concat()(np.ones(3), np.ones(3))

@@ -87,15 +87,16 @@ class Graph(Module):
     def __init__(self, inputs, outputs):
         plan = compile_graph(inputs, outputs)
         self._layers = [step.module for step in plan.steps]
-        self._steps = [(s.module, s.in_slots, s.out_slots, s.multi) for s in plan.steps]
+        self._steps = [(s.module, s.in_slots, s.out_slots, s.multi, len(s.in_slots) == 1 and not s.multi)
+                       for s in plan.steps]
         self._layer_names = [s.name for s in plan.steps]
         self._input_names = plan.input_names
         self._input_shapes = plan.input_shapes
         self._slot_names = plan.slot_names
         self._slot_shapes = plan.slot_shapes
         self._output_slots = plan.output_slots
-        self._batch = None          # forward's N, None before the first forward
-        self._slot_dtypes = None    # dtype of every value in the last forward
+        self._slot_full_shapes = None  # shape of every value in the last forward
+        self._slot_dtypes = None       # dtype of every value in the last forward (None before one)
         self._dict_mode = False     # the last forward was given a dict
 
     # -- structure ----------------------------------------------------------
@@ -106,7 +107,9 @@ class Graph(Module):
         return len(self._layers)
 
     def __getitem__(self, name):
-        """The child module named ``name`` (e.g. ``net["linear_0"]``)."""
+        """The child module named ``name`` (``net["linear_0"]``), or at position ``name`` (``net[0]``)."""
+        if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
+            return self._layers[name]
         if name not in self._layer_names:
             raise KeyError(f"{self.short_repr()} has no layer named {name!r}; layers are {self._layer_names}")
         return self._layers[self._layer_names.index(name)]
@@ -135,7 +138,7 @@ class Graph(Module):
         by ``summary()`` and ``to_dot()``.
         """
         rows = [(name, None, [shape], []) for name, shape in zip(self._input_names, self._input_shapes)]
-        for name, (module, ins, outs, _) in zip(self._layer_names, self._steps):
+        for name, (module, ins, outs, *_) in zip(self._layer_names, self._steps):
             rows.append((name, module, [self._slot_shapes[s] for s in outs], [self._slot_names[s] for s in ins]))
         return rows
 
@@ -169,46 +172,56 @@ class Graph(Module):
     def forward(self, *inputs):
         """inputs: one ``(N, *shape)`` array per Input (or a dict) -> the output(s)."""
         args, dict_mode = self._bind_inputs(inputs)
-        slots = list(args) + [None] * (len(self._slot_names) - len(args))
-        dtypes = [x.dtype for x in args] + [None] * (len(self._slot_names) - len(args))
+        pad = [None] * (len(self._slot_names) - len(args))
+        slots, shapes, dtypes = list(args) + pad, [x.shape for x in args] + pad, [x.dtype for x in args] + pad
         batch = args[0].shape[0]
+        feature = self._slot_shapes
         check_each = anomaly_enabled()
         i = 0
         try:
-            for i, (module, ins, outs, multi) in enumerate(self._steps):
+            for i, (module, ins, outs, multi, simple) in enumerate(self._steps):
+                if simple:  # the common case, unrolled for speed: one array in, one array out
+                    out, s = module.forward(slots[ins[0]]), outs[0]
+                    shape = out.shape if isinstance(out, np.ndarray) else None
+                    if shape is None or shape[1:] != feature[s] or shape[0] != batch:
+                        self._raise_bad_output(module, out, s, batch)
+                    if check_each:
+                        check_finite(module, out, name="output (made by this module)")
+                    slots[s], shapes[s], dtypes[s] = out, shape, out.dtype
+                    continue
                 out = module.forward(*[slots[s] for s in ins])
-                pieces = self._check_outputs(module, out, outs, multi, batch)
-                for s, piece in zip(outs, pieces):
+                for s, piece in zip(outs, self._as_pieces(module, out, outs, multi)):
+                    if not isinstance(piece, np.ndarray) or piece.shape[1:] != feature[s] or piece.shape[0] != batch:
+                        self._raise_bad_output(module, piece, s, batch)
                     if check_each:
                         check_finite(module, piece, name="output (made by this module)")
-                    slots[s] = piece
-                    dtypes[s] = piece.dtype
+                    slots[s], shapes[s], dtypes[s] = piece, piece.shape, piece.dtype
         except Exception as exc:
             new = child_error(self, self._layer_names[i], self._layers[i], exc, "forward")
             if new is None:
                 raise
             raise new from exc
-        self._batch, self._slot_dtypes, self._dict_mode = batch, dtypes, dict_mode
+        self._slot_full_shapes, self._slot_dtypes, self._dict_mode = shapes, dtypes, dict_mode
         results = [slots[s] for s in self._output_slots]
         if dict_mode:
             return dict(zip(self.output_names, results))
         return results[0] if len(results) == 1 else tuple(results)
 
-    def _check_outputs(self, module, out, outs, multi, batch):
-        """The output(s) as a list, checked against the shapes inferred at build time."""
-        pieces = list(out) if multi and isinstance(out, (tuple, list)) else [out]
-        if len(pieces) != len(outs) or (not multi and not isinstance(out, np.ndarray)):
-            kind = f"{len(outs)} arrays" if multi else "one array"
-            raise TypeError(f"{who(module)} returned {type(out).__name__}, the graph expected {kind}")
-        for s, piece in zip(outs, pieces):
-            expected = (batch, *self._slot_shapes[s])
-            if not isinstance(piece, np.ndarray) or piece.shape != expected:
-                got = piece.shape if isinstance(piece, np.ndarray) else type(piece).__name__
-                raise ValueError(
-                    f"{who(module)} returned {got} for node {self._slot_names[s]!r}; "
-                    f"its inferred shape is {expected}"
-                )
-        return pieces
+    @staticmethod
+    def _as_pieces(module, out, outs, multi):
+        if not multi:
+            return (out,)
+        if not isinstance(out, (tuple, list)) or len(out) != len(outs):
+            got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
+            raise TypeError(f"{who(module)} returned {got}, the graph expected {len(outs)} arrays")
+        return out
+
+    def _raise_bad_output(self, module, piece, slot, batch):
+        got = piece.shape if isinstance(piece, np.ndarray) else type(piece).__name__
+        raise ValueError(
+            f"{who(module)} returned {got} for node {self._slot_names[slot]!r}; "
+            f"its inferred shape is {(batch, *self._slot_shapes[slot])}"
+        )
 
     # -- backward -----------------------------------------------------------
     def _bind_output_grads(self, grad_out):
@@ -231,27 +244,45 @@ class Graph(Module):
         return grads
 
     def _check_grad(self, module, g, slot, what):
+        """``g`` must have the shape and dtype of the value in ``slot`` (no broadcasting, no casting)."""
+        if isinstance(g, np.ndarray) and g.shape == self._slot_full_shapes[slot] and g.dtype == self._slot_dtypes[slot]:
+            return
         check_array(module, g, name=what)
-        expected = (self._batch, *self._slot_shapes[slot])
-        if g.shape != expected or g.dtype != self._slot_dtypes[slot]:
-            raise ValueError(
-                f"{who(module)} gave {what} of shape {g.shape} and dtype {g.dtype} for node "
-                f"{self._slot_names[slot]!r}, expected shape {expected} and dtype {self._slot_dtypes[slot]}"
-            )
+        raise ValueError(
+            f"{who(module)} gave {what} of shape {g.shape} and dtype {g.dtype} for node "
+            f"{self._slot_names[slot]!r}, expected shape {self._slot_full_shapes[slot]} "
+            f"and dtype {self._slot_dtypes[slot]}"
+        )
 
     def backward(self, grad_out):
         """grad_out: one gradient per output (array, tuple or dict) -> one per input."""
         check_backward_ready(self, self._slot_dtypes)
         grads = self._bind_output_grads(grad_out)
         acc = [None] * len(self._slot_names)
-        owned = [False] * len(self._slot_names)
+        owned = [False] * len(self._slot_names)  # acc[s] is an array the graph made, safe to add into
         for s, g in zip(self._output_slots, grads):
             _accumulate(acc, owned, s, g)
         check_each = anomaly_enabled()
+        full, dtypes = self._slot_full_shapes, self._slot_dtypes
         i = len(self._steps) - 1
         try:
             for i in range(len(self._steps) - 1, -1, -1):
-                module, ins, outs, multi = self._steps[i]
+                module, ins, outs, multi, simple = self._steps[i]
+                if simple:  # the common case, unrolled for speed
+                    s, t = outs[0], ins[0]
+                    g_in = module.backward(acc[s])
+                    acc[s] = None  # free it: nothing upstream needs it
+                    if not isinstance(g_in, np.ndarray) or g_in.shape != full[t] or g_in.dtype != dtypes[t]:
+                        self._check_grad(module, g_in, t, "an input gradient")
+                    if check_each:
+                        check_finite(module, g_in, name="input gradient (made by this module)")
+                    if acc[t] is None:
+                        acc[t] = g_in
+                    elif owned[t]:
+                        acc[t] += g_in
+                    else:
+                        acc[t], owned[t] = acc[t] + g_in, True
+                    continue
                 if multi:
                     g_out = tuple(acc[s] if acc[s] is not None else self._zeros(s) for s in outs)
                 else:
@@ -259,7 +290,7 @@ class Graph(Module):
                 for s in outs:
                     acc[s] = None  # free it: nothing upstream needs it
                 g_in = module.backward(g_out)
-                pieces = self._input_grads(module, g_in, ins)
+                pieces = (g_in,) if len(ins) == 1 else self._input_grads(module, g_in, ins)
                 for s, g in zip(ins, pieces):
                     self._check_grad(module, g, s, "an input gradient")
                     if check_each:
@@ -276,18 +307,16 @@ class Graph(Module):
         return results[0] if len(results) == 1 else tuple(results)
 
     def _zeros(self, slot):
-        return np.zeros((self._batch, *self._slot_shapes[slot]), dtype=self._slot_dtypes[slot])
+        return np.zeros(self._slot_full_shapes[slot], dtype=self._slot_dtypes[slot])
 
     @staticmethod
     def _input_grads(module, g_in, ins):
-        if len(ins) == 1:
-            return [g_in]
         if not isinstance(g_in, (tuple, list)) or len(g_in) != len(ins):
             raise TypeError(
                 f"{who(module)}.backward returned {type(g_in).__name__}, the graph expected "
                 f"a tuple of {len(ins)} input gradients"
             )
-        return list(g_in)
+        return g_in
 
     # -- shapes and display ---------------------------------------------------
     def output_shape(self, *shapes):

@@ -129,7 +129,9 @@ def dispatch_call(module, args, options):
     """
     name = options.pop("name", None)
     if options:
-        raise TypeError(f"{who(module)} call got unexpected keyword argument(s) {sorted(options)}; only name= is allowed")
+        raise TypeError(
+            f"{who(module)} call got unexpected keyword argument(s) {sorted(options)}; only name= is allowed"
+        )
     symbolic = [isinstance(a, Node) for a in args]
     if any(symbolic):
         if not all(symbolic):
