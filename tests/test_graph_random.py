@@ -1,11 +1,15 @@
-"""Random DAGs (depth, fan-out, merges, splits, shared weights) against finite differences."""
+"""Random DAGs (depth, fan-out, merges, splits, shared weights) against finite differences,
+and random chains against Sequential."""
+
+import copy
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nanonet.testing.graph_strategies import build_dag, check_graph_gradients, dag_specs
-from nanonet.testing.strategies import SEEDS
+import nanonet as nn
+from nanonet.testing.graph_strategies import SmoothTanh, build_dag, check_graph_gradients, dag_specs
+from nanonet.testing.strategies import SEEDS, mlp_widths
 
 
 @given(spec=dag_specs(), seed=SEEDS, batch=st.integers(1, 3))
@@ -41,3 +45,22 @@ def test_shared_parameters_are_listed_once(spec):
 
 def _as_tuple(out):
     return out if isinstance(out, tuple) else (out,)
+
+
+@given(widths=mlp_widths(1, 4), seed=SEEDS, batch=st.integers(1, 5))
+def test_random_chain_graph_equals_sequential(widths, seed, batch):
+    gen = np.random.default_rng(seed)
+    layers = []
+    for i in range(len(widths) - 1):
+        layers += [nn.Linear(widths[i], widths[i + 1], rng=gen), SmoothTanh()]
+    seq = nn.Sequential(*copy.deepcopy(layers))
+    node = x = nn.Input(widths[0])
+    for layer in layers:
+        node = layer(node)
+    net = nn.Graph(x, node)
+    xs = gen.normal(size=(batch, widths[0]))
+    g = gen.normal(size=(batch, widths[-1]))
+    np.testing.assert_array_equal(net(xs), seq(xs))
+    np.testing.assert_array_equal(net.backward(g), seq.backward(g))
+    for p, q in zip(net.parameters(), seq.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad)

@@ -60,7 +60,7 @@ class Graph(Module):
     (their gradient is then the sum of both uses, and ``parameters()``
     lists them once).
 
-    Built-time checks (each error names the node and the module): shapes
+    Build-time checks (each error names the node and the module): shapes
     (from the ``Input`` shapes, when each module is called on nodes),
     cycles, inputs that are unused or missing from ``inputs``, outputs that do
     not depend on the inputs, and a module instance used twice.
@@ -97,7 +97,7 @@ class Graph(Module):
         self._output_slots = plan.output_slots
         self._slot_full_shapes = None  # shape of every value in the last forward
         self._slot_dtypes = None       # dtype of every value in the last forward (None before one)
-        self._dict_mode = False     # the last forward was given a dict
+        self._dict_mode = False        # the last forward was given a dict
 
     # -- structure ----------------------------------------------------------
     def named_children(self):
