@@ -21,6 +21,9 @@ from .data import batches
 from .serialization import load, save
 from .training import History, evaluate, fit, plot_histories
 
+from .containers import Graph, Input, shared_copy
+from .layers import Add, Concat, Multiply, Split
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -53,4 +56,11 @@ __all__ = [
     "optim",
     "plot_histories",
     "save",
+    "Input",
+    "Graph",
+    "shared_copy",
+    "Add",
+    "Multiply",
+    "Concat",
+    "Split",
 ]

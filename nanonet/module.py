@@ -132,7 +132,19 @@ class Module:
     def backward(self, grad_out):
         raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_out)")
 
-    def __call__(self, x):
+    def __call__(self, x, *more, **options):
+        """``module(x)`` runs ``forward(x)`` after a NaN/Inf check of ``x``.
+
+        Any other call (several arguments, a ``name=`` option, or a
+        non-array argument such as a symbolic ``nn.Input`` node or a dict) goes
+        to ``nanonet.containers.graph_build.dispatch_call``: on symbolic nodes
+        it builds a graph node; on arrays it checks each one and runs
+        ``forward(*arrays)`` (merge modules such as ``nn.Add``).
+        """
+        if more or options or not isinstance(x, np.ndarray):
+            from .containers.graph_build import dispatch_call  # lazy: graph_build imports this file
+
+            return dispatch_call(self, (x, *more), options)
         check_finite(self, x)
         out = self.forward(x)
         if _DETECT_ANOMALY.get():

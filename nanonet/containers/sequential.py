@@ -60,6 +60,17 @@ class Sequential(Module):
         self._layers.append(module)
         return self
 
+    def summary(self, input_shape=None, print_fn=print):
+        """Print a Keras-like table: layer (type), output shape, parameter count, totals.
+
+        ``input_shape`` is the feature shape of one example, e.g. ``(10,)``;
+        by default the first layer's ``in_features`` when it has one (else
+        the output shapes show as ``?``). See ``nanonet.summary``.
+        """
+        from ..summary import summary_text
+
+        print_fn(summary_text(self, input_shape))
+
     def __len__(self):
         return len(self._layers)
 

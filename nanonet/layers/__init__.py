@@ -2,5 +2,6 @@
 
 from .activations import ReLU
 from .linear import Linear
+from .merge import Add, Concat, Multiply, Split
 
-__all__ = ["Linear", "ReLU"]
+__all__ = ["Linear", "ReLU", "Add", "Concat", "Multiply", "Split"]
