@@ -12,9 +12,14 @@ from .gradcheck import (
     check_gradients,
     numerical_jacobian,
 )
+from .gradcheck import eps_sweep
 from .layers import Linear, ReLU
 from .losses import Loss, MSELoss
 from .module import Buffer, Module, Parameter, detect_anomaly
+from .layers import (BatchNorm1d, Dropout, ELU, Flatten, GELU, Identity, LayerNorm, LeakyReLU, Sigmoid,
+                     Softplus, Tanh)
+from .losses import HuberLoss, L1Loss
+from .losses_classification import BCEWithLogitsLoss, CrossEntropyLoss
 
 __version__ = "0.1.0"
 
@@ -33,4 +38,8 @@ __all__ = [
     "check_gradients",
     "detect_anomaly",
     "numerical_jacobian",
+]
+__all__ += [
+    "BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "ELU", "Flatten", "GELU", "HuberLoss",
+    "Identity", "L1Loss", "LayerNorm", "LeakyReLU", "Sigmoid", "Softplus", "Tanh", "eps_sweep",
 ]
