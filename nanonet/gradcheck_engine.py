@@ -82,6 +82,11 @@ class Objective:
         if self.rows0 is not None and not np.isclose(self.rows0.sum(), self.f0, rtol=1e-9, atol=1e-300):
             self.rows0 = None  # the loss does not decompose as declared: do not rely on it
         self._tiled = {}
+        if self.loss is None:
+            magnitude = float(np.abs(self.probe * h).sum())
+        else:
+            magnitude = abs(self.f0) + (float(np.abs(self.rows0).sum()) if self.rows0 is not None else 0.0)
+        self.noise = 8 * np.finfo(np.float64).eps * max(magnitude, abs(self.f0))  # round-off of one difference
 
     # -- pieces ---------------------------------------------------------------
     def value_of(self, out):
