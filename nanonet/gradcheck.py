@@ -100,7 +100,7 @@ class _Setup:
         for name, p in params:
             p.grad = self.prefill[name].copy()
         grad_x = self.work.backward(seed)
-        self.analytic = {"input": grad_x}
+        self.analytic = {"input": None if grad_x is None else np.array(grad_x, dtype=np.float64, copy=True)}
         for name, p in params:
             self.analytic[name] = p.grad - self.prefill[name] if p.grad.shape == p.value.shape else p.grad
         self.watch = KinkWatch(self.work, loss)

@@ -133,6 +133,8 @@ class Objective:
             return self._deltas_in_place(target, index, steps)
         k = target.owner
         if target.name == "input":
+            if self.x.ndim == 0:
+                return self._deltas_in_place(target, index, steps)
             stack_ok = all(is_batch_independent(m) for m in self.chain)
             return self._deltas_stacked_input(target, index, steps, stack_ok)
         suffix_ok = all(is_batch_independent(m) for m in self.chain[k + 1:])
