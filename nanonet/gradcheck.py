@@ -20,7 +20,9 @@ Per row (the input, then each parameter by dotted name) it reports:
   kinks are accounted for (``gradcheck_diagnosis.resolve_kinks``).
 - ``diagnosis`` for a failed row: the suspected mistake, or None.
 
-How the objective is evaluated fast is in ``gradcheck_engine``.
+How the objective is evaluated fast is in ``gradcheck_engine`` (prefix
+caching, stacked copies, per-row objectives) and ``gradcheck_grouped``
+(full mode: grouped perturbations of parameters).
 """
 
 import copy
@@ -31,6 +33,7 @@ from ._rng import as_generator
 from .gradcheck_diagnosis import diagnose as _diagnose
 from .gradcheck_diagnosis import resolve_kinks
 from .gradcheck_engine import KinkWatch, Objective
+from .gradcheck_grouped import grouped_numeric
 from .gradcheck_numeric import analytic_jacobian, numeric_directional, numeric_gradient, numerical_jacobian
 from .gradcheck_report import EpsSweep, GradientReport, GradientRow
 
@@ -153,8 +156,16 @@ class _RowChecker:
     def element_row(self, target, analytic):
         a = np.asarray(analytic, dtype=np.float64).reshape(-1)
         eps = self.eps
+        grouped = None if self.obj.can_use_rows(target) else grouped_numeric(self.obj, target, eps, self.tol,
+                                                                               self.gen)
         if self.obj.can_use_rows(target):
             plus, minus = (d.reshape(-1) for d in self.obj.input_row_deltas(eps))
+        elif grouped is not None:
+            # grouped values first; anything they cannot vouch for or that disagrees is redone directly
+            plus, minus = grouped * eps, -grouped * eps
+            redo = np.flatnonzero(~(np.abs(a - grouped) <= self.tol(grouped)))
+            if redo.size:
+                plus[redo], minus[redo] = self._element_deltas(target, redo, eps)
         else:
             plus, minus = self._element_deltas(target, np.arange(a.size), eps)
         n = (plus - minus) / (2 * eps)

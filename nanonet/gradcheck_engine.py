@@ -55,8 +55,9 @@ def row_function(loss):
 class Target:
     """One checked array: ``"input"`` or a parameter, and where it enters the chain."""
 
-    def __init__(self, name, array, owner):
+    def __init__(self, name, array, owner, param=None):
         self.name = name
+        self.param = param
         self.array = array
         self.flat = array.reshape(-1)
         if not np.shares_memory(self.flat, array):
@@ -112,7 +113,7 @@ class Objective:
         members = [{id(p) for p in m.parameters()} for m in self.chain]
         for name, p in self.work.named_parameters():
             owners = [k for k, ids in enumerate(members) if id(p) in ids]
-            out.append(Target(name, p.value, owners[0] if len(owners) == 1 else None))
+            out.append(Target(name, p.value, owners[0] if len(owners) == 1 else None, p))
         return out
 
     def full_value(self):
@@ -225,29 +226,35 @@ class Objective:
         Feature c is shifted in all rows at once; row r's objective term gives
         the delta of element (r, c). Returns (plus, minus), each shaped like x.
         """
-        x = self.x
-        n = x.shape[0]
-        features = x[0].size if n else 0
+        return self.row_deltas(0, step)
+
+    def row_deltas(self, start, step):
+        """Like ``input_row_deltas`` for ``acts[start]``, the input of chain[start:].
+
+        Needs ``rows0`` and a batch-independent chain[start:].
+        """
+        base = self.acts[start]
+        n = base.shape[0]
+        features = base[0].size if n else 0
         plus = np.empty((n, features))
         minus = np.empty((n, features))
-        chunk = max(1, self._chunk(x.size) // 2)
-        flat_x = x.reshape(n, features)
+        chunk = max(1, self._chunk(base.size) // 2)
+        flat_base = base.reshape(n, features)
         for lo in range(0, features, chunk):
             hi = min(features, lo + chunk)
             m = hi - lo
-            stack = np.empty((2 * m, n, features), dtype=x.dtype)
-            stack[:] = flat_x
+            stack = np.empty((2 * m, n, features), dtype=base.dtype)
+            stack[:] = flat_base
             cols = np.arange(lo, hi)
             stack[np.arange(m), :, cols] += step
             stack[m + np.arange(m), :, cols] -= step
-            stacked = stack.reshape((2 * m * n,) + x.shape[1:])
-            h = stacked
-            for module in self.chain:
+            h = stack.reshape((2 * m * n,) + base.shape[1:])
+            for module in self.chain[start:]:
                 h = module.forward(h)
             rows = self._row_values(h, 2 * m) - self.rows0
             plus[:, lo:hi] = rows[:m].T
             minus[:, lo:hi] = rows[m:].T
-        return plus.reshape(x.shape), minus.reshape(x.shape)
+        return plus.reshape(base.shape), minus.reshape(base.shape)
 
 
 class KinkWatch:

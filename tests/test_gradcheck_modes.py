@@ -214,3 +214,71 @@ def test_layers_that_reuse_output_buffers_are_checked_correctly(mode):
     reused = nn.Sequential(BufferReusingLinear(3, 5, rng=1), nn.Tanh(), BufferReusingLinear(5, 2, rng=3))
     report = nn.check_gradients(reused, x, y, loss_fn=nn.MSELoss(), rng=0, mode=mode)
     assert report.ok, report
+
+
+def _objective_for(model, x, y):
+    obj = Objective(model, x, y, nn.MSELoss())
+    return obj, (lambda: obj.value_of(model.forward(x)))
+
+
+def _tol(values):
+    return 1e-7 + 1e-5 * np.abs(values)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.Linear(3, 6, rng=0), nn.Tanh(), nn.Linear(6, 5, rng=1), nn.Sigmoid(),
+                          nn.Linear(5, 2, rng=2)),
+    lambda: nn.Sequential(nn.Linear(3, 6, rng=0), nn.LayerNorm(6), nn.GELU(), nn.Linear(6, 2, rng=2)),
+    lambda: nn.Sequential(nn.Linear(3, 6, rng=0), nn.BatchNorm1d(6), nn.ELU(), nn.Linear(6, 2, rng=2)),
+], ids=["mlp", "layernorm", "batchnorm"])
+def test_grouped_differences_equal_plain_ones(make):
+    from nanonet.gradcheck_grouped import grouped_numeric
+
+    model = make()
+    gen = np.random.default_rng(0)
+    x, y = gen.normal(size=(9, 3)), gen.normal(size=(9, 2))
+    obj, plain = _objective_for(model, x, y)
+    used = 0
+    for target in obj.targets()[1:]:
+        grouped = grouped_numeric(obj, target, 1e-6, _tol, np.random.default_rng(1))
+        if grouped is None:
+            continue
+        used += 1
+        assert not np.isnan(grouped).any(), target.name
+        want = numeric_gradient(plain, target.array, 1e-6)
+        np.testing.assert_allclose(grouped, want, rtol=1e-6, atol=1e-9, err_msg=target.name)
+    assert used >= 2
+
+
+class MixingLinear(nn.Linear):
+    """forward lets weight[i, j] reach features j and j+1; backward pretends it is a plain Linear."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        return out + 0.5 * np.roll(x @ self.weight.value, 1, axis=1)
+
+
+class SilentLinear(nn.Linear):
+    """backward never writes weight.grad."""
+
+    def backward(self, grad_out):
+        self.bias.grad += grad_out.sum(axis=0)
+        return grad_out @ self.weight.value.T
+
+
+@pytest.mark.parametrize("broken", [MixingLinear, SilentLinear])
+def test_a_backward_that_lies_about_its_features_cannot_fool_the_grouping(broken):
+    from nanonet.gradcheck_grouped import grouped_numeric
+
+    gen = np.random.default_rng(0)
+    x, y = gen.normal(size=(9, 3)), gen.normal(size=(9, 2))
+    model = nn.Sequential(broken(3, 6, rng=0), nn.Tanh(), nn.Linear(6, 2, rng=2))
+    obj, plain = _objective_for(model, x, y)
+    target = obj.targets()[1]
+    grouped = grouped_numeric(obj, target, 1e-6, _tol, np.random.default_rng(1))
+    want = numeric_gradient(plain, target.array, 1e-6)
+    trusted = ~np.isnan(grouped)
+    np.testing.assert_allclose(grouped[trusted], want[trusted], rtol=1e-6, atol=1e-9)
+    assert not trusted.all()  # the lie was noticed
+    report = nn.check_gradients(model, x, y, loss_fn=nn.MSELoss(), rng=0, mode="full")
+    assert "0.weight" in [r.name for r in report.failed]
