@@ -182,3 +182,14 @@ def test_cross_entropy_target_errors():
     probs = np.full((3, 4), 0.25)
     assert ce(logits, probs) == pytest.approx(np.log(4))
     assert ce(logits, np.array([0, 1, 2])) == pytest.approx(np.log(4))
+
+
+@pytest.mark.parametrize("layer", [nn.LayerNorm(4), nn.BatchNorm1d(4), nn.BatchNorm1d(4).eval(), nn.Flatten(),
+                                   nn.Dropout(0.5, rng=0)], ids=repr)
+def test_other_layers_are_stable_at_extreme_inputs(layer):
+    x = np.array([[-1000.0, 1000.0, 0.0, 1e-300], [1000.0, 1000.0, -1000.0, 0.0], [3.0, -2.0, 1.0, 0.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = layer.forward(x)
+        dx = layer.backward(np.ones_like(y))
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx))

@@ -126,3 +126,14 @@ def test_bce_with_logits_matches_torch(reduction):
     logits[0] = [1000.0, -1000.0, 0.0]
     target = np.random.default_rng(2).uniform(size=(5, 3))
     _compare_loss(nn.BCEWithLogitsLoss(reduction), torch.nn.BCEWithLogitsLoss(reduction=reduction), logits, target)
+
+
+def test_linear_matches_torch():
+    ours = nn.Linear(5, 3, rng=0)
+    ours.bias.value[:] = [0.1, -0.2, 0.3]
+    theirs = torch.nn.Linear(5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.value.T))
+        theirs.bias.copy_(torch.tensor(ours.bias.value))
+    _compare_module(ours, theirs, _x(), [(ours.bias, theirs.bias)])
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy().T, rtol=1e-10, atol=1e-12)
