@@ -299,18 +299,22 @@ class KinkWatch:
         run()
         return [e["value"] for e in self.entries]
 
-    def crossed(self, run_plus, run_minus):
-        """True when a declared kink lies between the two evaluated points."""
+    def crossings(self, run_plus, run_minus):
+        """How many kink-variable elements lie on different sides of a declared kink at the two points."""
         if not self.entries:
-            return False
+            return 0
         self.active = True
         try:
             before, after = self._snapshot(run_plus), self._snapshot(run_minus)
         finally:
             self.active = False
+        count = 0
         for e, u, v in zip(self.entries, before, after):
             if u is None or v is None or u.shape != v.shape:
                 continue
-            if any(np.any(np.sign(u - k) != np.sign(v - k)) for k in e["kinks"]):
-                return True
-        return False
+            count += sum(int(np.count_nonzero(np.sign(u - k) != np.sign(v - k))) for k in e["kinks"])
+        return count
+
+    def crossed(self, run_plus, run_minus):
+        """True when a declared kink lies between the two evaluated points."""
+        return self.crossings(run_plus, run_minus) > 0

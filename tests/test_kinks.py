@@ -117,3 +117,32 @@ def test_a_real_bug_near_a_kink_is_still_a_bug():
     x = np.array([[1e-9, 0.3, -0.4, 0.8]])
     report = nn.check_gradients(HalfReLU(), x, rng=0, mode="full")
     assert not report.ok
+
+
+def test_a_row_of_zeros_into_relus_crosses_several_kinks_at_once():
+    # zero bias and an all-zero data row: every unit of that row sits exactly at ReLU's kink, so a
+    # probe of x[0, c] crosses all of them together; the chain rule's value need not lie between
+    # the one-sided differences, and the checker accepts it as a kink rather than failing.
+    gen = np.random.default_rng(0)
+    x = gen.normal(size=(5, 3))
+    x[0] = 0.0
+    model = nn.Sequential(nn.Linear(3, 8, rng=1), nn.ReLU(), nn.Linear(8, 1, rng=2))
+    report = nn.check_gradients(model, x, np.ones((5, 1)), loss_fn=nn.MSELoss(), rng=0, mode="full")
+    assert report.ok, report
+    assert report["input"].kinks >= 1
+    assert "several declared kinks at once" in str(report)
+
+
+def test_several_kinks_do_not_excuse_a_real_bug_elsewhere():
+    class Doubled(nn.Linear):
+        def backward(self, grad_out):
+            out = super().backward(grad_out)
+            self.weight.grad += self._x.T @ grad_out
+            return out
+
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    x[0] = 0.0
+    model = nn.Sequential(Doubled(3, 8, rng=1), nn.ReLU(), nn.Linear(8, 1, rng=2))
+    report = nn.check_gradients(model, x, np.ones((5, 1)), loss_fn=nn.MSELoss(), rng=0, mode="full")
+    assert [r.name for r in report.failed] == ["0.weight"]
+    assert "factor of 2" in report["0.weight"].diagnosis
