@@ -239,3 +239,8 @@ def test_command_line(tmp_path, monkeypatch, capsys):
     assert "cannot load" in capsys.readouterr().err
     assert cli_main(["gradcheck", "my_layers:make_layer", "--input-shape", "five"]) == 2
     assert "--input-shape expected positive integers" in capsys.readouterr().err
+
+
+def test_unseeded_factories_are_fine_for_determinism():
+    report = check_layer(lambda: nn.Linear(5, 3), (4, 5))
+    assert report["determinism"].status == "PASS" and report["determinism"].detail == "copies"

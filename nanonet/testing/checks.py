@@ -196,7 +196,8 @@ def _run(layer, spec):
 def check_determinism(spec):
     """Two layers built the same way (and seeded alike) give bit-identical results."""
     seeded = spec.make_seeded(spec.seed) is not None
-    pairs = [(spec.make(), spec.make())]
+    first = spec.make()
+    pairs = [(first, copy.deepcopy(first))]
     if seeded:
         pairs.append((spec.make_seeded(spec.seed), spec.make_seeded(spec.seed)))
     for a, b in pairs:
@@ -208,7 +209,7 @@ def check_determinism(spec):
             continue
         sa, sb = a.state_dict(), b.state_dict()
         if sa.keys() != sb.keys() or any(not np.array_equal(sa[k], sb[k]) for k in sa):
-            raise AssertionError("two layers built with the same rng have different state_dicts")
+            raise AssertionError("two layers built with the same rng (or copies of one) have different state_dicts")
         for u, v in zip(_run(a, spec)[:2], _run(b, spec)[:2]):
             if not np.array_equal(u, v):
                 raise AssertionError("two identical layers gave different outputs or gradients "
