@@ -4,15 +4,25 @@ Runs nanonet's check in its three modes and, when torch is installed, torch's
 ``gradcheck`` (default and fast_mode) on the same model in float64, in one run.
 
     python benchmarks/gradcheck_speed.py [--repeat 5] [--no-torch]
+
+Both sides run on one BLAS thread (OPENBLAS_NUM_THREADS=1 unless set, and
+torch.set_num_threads(1)): on a shared 2-core machine a second BLAS thread
+mostly spins, and makes either side 3-10x slower at random. torch's gradcheck
+checks the 4,929 parameter elements; nanonet's rows also cover the input.
 """
 
-import argparse
-import pathlib
-import statistics
-import sys
-import time
+import os
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import pathlib
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import nanonet as nn  # noqa: E402
