@@ -94,3 +94,104 @@ class MSELoss(Loss):
         if self.reduction == "mean":
             scale /= self._diff.size
         return self._diff * scale
+
+
+def _mean_scale(loss, count, grad=1.0):
+    """``grad / count`` for reduction="mean", ``grad`` for "sum"."""
+    return float(grad) / count if loss.reduction == "mean" else float(grad)
+
+
+class L1Loss(Loss):
+    """Mean absolute error: ``J = mean(|pred - target|)`` over all elements.
+
+    Not differentiable where ``pred == target``: the gradient used there is
+    0 (``sign(0)``, as in PyTorch), and ``kinks = (0.0,)`` tells the gradient
+    checker (the kink is in ``pred - target``) to accept any subgradient.
+
+    Shape:
+        - pred, target: the same shape and float dtype; backward() -> like pred.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> loss = nn.L1Loss()
+        >>> loss(np.array([[1.0], [3.0]]), np.array([[0.0], [4.0]]))
+        1.0
+        >>> loss.backward()
+        array([[ 0.5],
+               [-0.5]])
+    """
+
+    kinks = (0.0,)
+
+    def __init__(self, reduction="mean"):
+        super().__init__(reduction)
+        self._diff = None
+
+    def forward(self, pred, target):
+        self.check_pair(pred, target)
+        self._diff = pred - target
+        total = float(np.abs(self._diff).sum())
+        return total / self._diff.size if self.reduction == "mean" else total
+
+    def backward(self, grad=1.0):
+        check_backward_ready(self, self._diff)
+        return np.sign(self._diff) * _mean_scale(self, self._diff.size, grad)
+
+    def row_contributions(self, pred, target, batch=None):
+        """Per-row terms that sum to ``forward(pred, target)`` (batch rows assumed)."""
+        rows = np.abs(pred - target).reshape(pred.shape[0], -1).sum(axis=1)
+        count = (batch or pred.shape[0]) * (pred.size // max(pred.shape[0], 1))
+        return rows * _mean_scale(self, count)
+
+
+class HuberLoss(Loss):
+    """Huber loss, as ``torch.nn.HuberLoss``: per element
+    ``0.5 d**2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 delta)``,
+    with ``d = pred - target``; mean over all elements (or sum).
+
+    Its gradient ``clip(d, -delta, delta)`` is continuous, so there is no kink.
+
+    Shape:
+        - pred, target: the same shape and float dtype; backward() -> like pred.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> loss = nn.HuberLoss(delta=1.0)
+        >>> loss(np.array([[0.5], [3.0]]), np.zeros((2, 1)))
+        1.3125
+        >>> loss.backward()
+        array([[0.25],
+               [0.5 ]])
+    """
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or delta <= 0:
+            raise ValueError(f"HuberLoss expected delta > 0, got {delta!r}")
+        self.delta = float(delta)
+        self._diff = None
+
+    def _elementwise(self, diff):
+        a = np.abs(diff)
+        return np.where(a < self.delta, 0.5 * diff * diff, self.delta * (a - 0.5 * self.delta))
+
+    def forward(self, pred, target):
+        self.check_pair(pred, target)
+        self._diff = pred - target
+        total = float(self._elementwise(self._diff).sum())
+        return total / self._diff.size if self.reduction == "mean" else total
+
+    def backward(self, grad=1.0):
+        check_backward_ready(self, self._diff)
+        return np.clip(self._diff, -self.delta, self.delta) * _mean_scale(self, self._diff.size, grad)
+
+    def row_contributions(self, pred, target, batch=None):
+        """Per-row terms that sum to ``forward(pred, target)`` (batch rows assumed)."""
+        rows = self._elementwise(pred - target).reshape(pred.shape[0], -1).sum(axis=1)
+        count = (batch or pred.shape[0]) * (pred.size // max(pred.shape[0], 1))
+        return rows * _mean_scale(self, count)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}, delta={self.delta:g}"

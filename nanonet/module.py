@@ -121,9 +121,20 @@ class Module:
     ``forward`` raises ``RuntimeError``.
 
     A subclass needs no ``super().__init__()``: ``training`` defaults to True.
+
+    Two class attributes describe a layer to the gradient checker and to
+    ``nanonet.testing.check_layer``:
+
+    - ``kinks``: input values where the layer is not differentiable (ReLU:
+      ``(0.0,)``); the checker accepts any subgradient there.
+    - ``batch_independent``: True when row ``i`` of the output depends only
+      on row ``i`` of the input (Linear, activations; not BatchNorm in
+      training). The checker then batches perturbations along the rows.
     """
 
     training = True
+    kinks = ()
+    batch_independent = False
 
     # -- the contract -------------------------------------------------------
     def forward(self, x):

@@ -1,6 +1,15 @@
-"""Element-wise activations."""
+"""Element-wise activations.
+
+Every activation here maps an array of any shape to one of the same shape
+and dtype, acts element by element (so it is ``batch_independent``), and
+declares in ``kinks`` the input values where it is not differentiable (the
+gradient checker accepts any subgradient there).
+"""
+
+import math
 
 import numpy as np
+from scipy import special
 
 from .._checks import check_array, check_backward_ready, check_same_shape
 from ..module import Module
@@ -25,6 +34,9 @@ class ReLU(Module):
         array([[0., 0., 2.]])
     """
 
+    kinks = (0.0,)
+    batch_independent = True
+
     def __init__(self):
         self._mask = None
 
@@ -37,3 +49,200 @@ class ReLU(Module):
         check_backward_ready(self, self._mask)
         check_same_shape(self, grad_out, self._mask.shape)
         return grad_out * self._mask
+
+
+class _Elementwise(Module):
+    """Shared plumbing: check the input, cache what backward needs, check grad_out."""
+
+    kinks = ()
+    batch_independent = True
+
+    def __init__(self):
+        self._cache = None
+
+    def forward(self, x):
+        check_array(self, x)
+        out, self._cache = self._forward(x)
+        return out
+
+    def backward(self, grad_out):
+        check_backward_ready(self, self._cache)
+        check_same_shape(self, grad_out, self._cache.shape)
+        return grad_out * self._derivative(self._cache)
+
+
+class LeakyReLU(_Elementwise):
+    """``y = x`` for ``x > 0``, else ``negative_slope * x``.
+
+    At exactly 0 the derivative used is ``negative_slope`` (as in PyTorch);
+    any value in between is a valid subgradient, and ``kinks = (0.0,)`` says
+    so to the gradient checker.
+
+    Shape:
+        - x: any shape -> y: the same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> nn.LeakyReLU(0.1)(np.array([[-2.0, 0.0, 3.0]]))
+        array([[-0.2,  0. ,  3. ]])
+    """
+
+    kinks = (0.0,)
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
+            raise TypeError(f"LeakyReLU expected negative_slope to be a number, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def _forward(self, x):
+        return np.where(x > 0, x, x * self.negative_slope), x
+
+    def _derivative(self, x):
+        return np.where(x > 0, 1.0, self.negative_slope).astype(x.dtype, copy=False)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope:g}"
+
+
+class Tanh(_Elementwise):
+    """Hyperbolic tangent; caches its output (``dy/dx = 1 - y**2``).
+
+    Shape:
+        - x: any shape -> y: the same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> nn.Tanh()(np.array([0.0, 1000.0]))
+        array([0., 1.])
+    """
+
+    def _forward(self, x):
+        y = np.tanh(x)
+        return y, y
+
+    def _derivative(self, y):
+        return 1 - y * y
+
+
+class Sigmoid(_Elementwise):
+    """Logistic sigmoid ``1 / (1 + exp(-x))`` via ``scipy.special.expit``
+    (no overflow at any finite input); caches its output.
+
+    Shape:
+        - x: any shape -> y: the same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> nn.Sigmoid()(np.array([-1000.0, 0.0, 1000.0]))
+        array([0. , 0.5, 1. ])
+    """
+
+    def _forward(self, x):
+        y = special.expit(x)
+        return y, y
+
+    def _derivative(self, y):
+        return y * (1 - y)
+
+
+class GELU(_Elementwise):
+    """Exact Gaussian error linear unit: ``y = x * Phi(x)``, ``Phi`` the
+    standard normal CDF (``scipy.special.ndtr``); the same as
+    ``torch.nn.GELU()`` (approximate="none").
+
+    ``dy/dx = Phi(x) + x * phi(x)`` with ``phi`` the normal density.
+
+    Shape:
+        - x: any shape -> y: the same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> nn.GELU()(np.array([0.0, 1.0])).round(4)
+        array([0.    , 0.8413])
+    """
+
+    def _forward(self, x):
+        return x * special.ndtr(x), x
+
+    def _derivative(self, x):
+        density = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        return special.ndtr(x) + x * density
+
+
+class Softplus(_Elementwise):
+    """``y = log(1 + exp(beta * x)) / beta``, and ``y = x`` where
+    ``beta * x > threshold`` (exactly PyTorch's definition).
+
+    Computed with ``numpy.logaddexp``: no overflow at any finite input.
+
+    Shape:
+        - x: any shape -> y: the same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> nn.Softplus()(np.array([-1000.0, 0.0, 1000.0])).round(4).tolist()
+        [0.0, 0.6931, 1000.0]
+    """
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        for name, value in (("beta", beta), ("threshold", threshold)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"Softplus expected {name} to be a number, got {value!r}")
+        if beta <= 0:
+            raise ValueError(f"Softplus expected beta > 0, got {beta!r}")
+        self.beta, self.threshold = float(beta), float(threshold)
+
+    def _forward(self, x):
+        bx = x * self.beta
+        soft = np.logaddexp(0, bx) / self.beta
+        return np.where(bx > self.threshold, x, soft).astype(x.dtype, copy=False), x
+
+    def _derivative(self, x):
+        bx = x * self.beta
+        return np.where(bx > self.threshold, 1, special.expit(bx)).astype(x.dtype, copy=False)
+
+    def extra_repr(self):
+        return f"beta={self.beta:g}, threshold={self.threshold:g}"
+
+
+class ELU(_Elementwise):
+    """``y = x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``.
+
+    The derivative jumps at 0 (from ``alpha`` to 1) unless ``alpha == 1``, so
+    ``kinks`` is ``(0.0,)`` for ``alpha != 1`` and empty otherwise. At 0 the
+    derivative used is ``alpha`` (as in PyTorch).
+
+    Shape:
+        - x: any shape -> y: the same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> nn.ELU()(np.array([-1000.0, 0.0, 2.0]))
+        array([-1.,  0.,  2.])
+    """
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+            raise TypeError(f"ELU expected alpha to be a number, got {alpha!r}")
+        self.alpha = float(alpha)
+        self.kinks = () if self.alpha == 1.0 else (0.0,)
+
+    def _forward(self, x):
+        neg = np.expm1(np.minimum(x, 0)) * self.alpha
+        return np.where(x > 0, x, neg).astype(x.dtype, copy=False), x
+
+    def _derivative(self, x):
+        neg = np.exp(np.minimum(x, 0)) * self.alpha
+        return np.where(x > 0, 1, neg).astype(x.dtype, copy=False)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha:g}"

@@ -47,6 +47,8 @@ class Linear(Module):
         (4, 2)
     """
 
+    batch_independent = True
+
     def __init__(self, in_features, out_features, bias=True, rng=None, dtype=np.float64, *, init="he"):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

@@ -38,3 +38,73 @@ def mlp_widths(draw, min_layers=1, max_layers=3):
     """Widths ``[in, h1, ..., out]`` of a small MLP."""
     n = draw(st.integers(min_layers, max_layers))
     return [draw(FEATURES) for _ in range(n + 1)]
+
+
+def _builtin_factories():
+    """Layers that keep the width: ``name -> (features -> layer)``."""
+    import nanonet as nn
+
+    return {
+        "ReLU": lambda f, s: nn.ReLU(),
+        "LeakyReLU": lambda f, s: nn.LeakyReLU(0.1),
+        "Tanh": lambda f, s: nn.Tanh(),
+        "Sigmoid": lambda f, s: nn.Sigmoid(),
+        "GELU": lambda f, s: nn.GELU(),
+        "Softplus": lambda f, s: nn.Softplus(),
+        "ELU": lambda f, s: nn.ELU(),
+        "Identity": lambda f, s: nn.Identity(),
+        "LayerNorm": lambda f, s: nn.LayerNorm(f),
+        "BatchNorm1d": lambda f, s: nn.BatchNorm1d(f),
+        "Dropout": lambda f, s: nn.Dropout(0.2, rng=s),
+    }
+
+
+def _input_features(layer):
+    for attr in ("in_features", "features"):
+        value = getattr(layer, attr, None)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+    children = layer.children() if hasattr(layer, "children") else []
+    return _input_features(children[0]) if children else None
+
+
+@st.composite
+def layer_inputs(draw, layer, *, batch=None, low=-2.0, high=2.0):
+    """A float64 input for ``layer``: ``(N, in_features)`` when the layer
+    (or its first child) says its width (``in_features`` or ``features``),
+    else ``(N, F)`` for a drawn F. BatchNorm gets at least 2 rows.
+    """
+    n = draw(batch if batch is not None else BATCH)
+    if not getattr(layer, "batch_independent", False):
+        n = max(n, 2)
+    features = _input_features(layer)
+    if features is None:
+        features = draw(FEATURES)
+    return draw(arrays((n, features), low=low, high=high))
+
+
+@st.composite
+def layer_stacks(draw, *, min_layers=1, max_layers=4, kinds=None):
+    """A random ``Sequential`` of Linear layers and width-keeping layers, and an input for it.
+
+    Returns ``(model, x)``; every Linear is seeded from the draw, so the
+    example is reproducible. ``kinds`` restricts the non-Linear layers to
+    those names (default: every built-in one).
+    """
+    import nanonet as nn
+
+    factories = _builtin_factories()
+    names = sorted(kinds or factories)
+    width = draw(FEATURES)
+    first = width
+    layers = []
+    for _ in range(draw(st.integers(min_layers, max_layers))):
+        if draw(st.booleans()):
+            out = draw(FEATURES)
+            layers.append(nn.Linear(width, out, rng=draw(SEEDS), init="glorot"))
+            width = out
+        else:
+            layers.append(factories[draw(st.sampled_from(names))](width, draw(SEEDS)))
+    model = nn.Sequential(*layers)
+    n = max(2, draw(BATCH))
+    return model, draw(arrays((n, first)))

@@ -1,0 +1,161 @@
+"""Normalization layers: ``LayerNorm`` (per row) and ``BatchNorm1d`` (per feature)."""
+
+import numpy as np
+
+from .._checks import check_backward_ready, check_features, check_same_shape
+from ..module import Buffer, Module, Parameter
+
+
+def _check_config(name, features, eps, dtype):
+    if isinstance(features, bool) or not isinstance(features, (int, np.integer)) or features < 1:
+        raise ValueError(f"{name} expected features to be a positive int, got {features!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
+        raise ValueError(f"{name} expected eps > 0, got {eps!r}")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{name} expected a floating-point dtype, got {dtype}")
+    return int(features), float(eps), dtype
+
+
+def _normalized_backward(dxhat, xhat, rstd, axis):
+    """dJ/dx of ``xhat = (x - mean) * rstd`` along ``axis``, given dJ/dxhat."""
+    mean_d = dxhat.mean(axis=axis, keepdims=True)
+    mean_dx = (dxhat * xhat).mean(axis=axis, keepdims=True)
+    return rstd * (dxhat - mean_d - xhat * mean_dx)
+
+
+class LayerNorm(Module):
+    """Normalizes each row over its features, then scales and shifts:
+    ``y = (x - mean_row) / sqrt(var_row + eps) * weight + bias`` (biased
+    variance, as ``torch.nn.LayerNorm(features)``).
+
+    Row i depends only on row i: ``batch_independent`` is True.
+
+    Shape:
+        - weight, bias: ``(features,)`` (ones and zeros at first)
+        - x: ``(N, features)`` -> y: ``(N, features)``
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> ln = nn.LayerNorm(3)
+        >>> ln(np.array([[1.0, 2.0, 3.0]])).round(3)
+        array([[-1.225,  0.   ,  1.225]])
+    """
+
+    batch_independent = True
+
+    def __init__(self, features, eps=1e-5, dtype=np.float64):
+        self.features, self.eps, dtype = _check_config("LayerNorm", features, eps, dtype)
+        self.weight = Parameter(np.ones(self.features, dtype=dtype))
+        self.bias = Parameter(np.zeros(self.features, dtype=dtype))
+        self._cache = None
+
+    def forward(self, x):
+        """x: (N, features) -> (N, features)."""
+        check_features(self, x, self.features, dtype=self.weight.value.dtype)
+        centered = x - x.mean(axis=1, keepdims=True)
+        var = (centered * centered).mean(axis=1, keepdims=True)
+        rstd = 1 / np.sqrt(var + self.eps)
+        xhat = centered * rstd
+        self._cache = (xhat, rstd)
+        return xhat * self.weight.value + self.bias.value
+
+    def backward(self, grad_out):
+        """grad_out: (N, features) -> dJ/dx: (N, features)."""
+        check_backward_ready(self, self._cache)
+        xhat, rstd = self._cache
+        check_same_shape(self, grad_out, xhat.shape)
+        self.weight.grad += (grad_out * xhat).sum(axis=0)
+        self.bias.grad += grad_out.sum(axis=0)
+        return _normalized_backward(grad_out * self.weight.value, xhat, rstd, axis=1)
+
+    def extra_repr(self):
+        return f"{self.features}, eps={self.eps:g}"
+
+
+class BatchNorm1d(Module):
+    """Normalizes each feature over the batch, then scales and shifts.
+
+    In training mode it uses the batch's mean and biased variance and
+    updates the running statistics (``running_var`` from the unbiased
+    variance), exactly as ``torch.nn.BatchNorm1d``:
+    ``running = (1 - momentum) * running + momentum * batch_stat``. In eval
+    mode it uses the running statistics, and forward changes nothing.
+
+    The running statistics are ``nn.Buffer``s, so they are in
+    ``state_dict()`` (``running_mean``, ``running_var``) and follow ``to()``.
+
+    Row i of the output depends on the whole batch in training, so
+    ``batch_independent`` is False there (and True in eval mode).
+
+    Shape:
+        - weight, bias, running_mean, running_var: ``(features,)``
+        - x: ``(N, features)``, N >= 2 in training -> y: ``(N, features)``
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> bn = nn.BatchNorm1d(2)
+        >>> bn(np.array([[1.0, 10.0], [3.0, 30.0]])).round(3)
+        array([[-1., -1.],
+               [ 1.,  1.]])
+        >>> bn.running_mean.value
+        array([0.2, 2. ])
+        >>> sorted(bn.state_dict())
+        ['bias', 'running_mean', 'running_var', 'weight']
+    """
+
+    def __init__(self, features, eps=1e-5, momentum=0.1, dtype=np.float64):
+        self.features, self.eps, dtype = _check_config("BatchNorm1d", features, eps, dtype)
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm1d expected momentum in [0, 1], got {momentum!r}")
+        self.momentum = float(momentum)
+        self.weight = Parameter(np.ones(self.features, dtype=dtype))
+        self.bias = Parameter(np.zeros(self.features, dtype=dtype))
+        self.running_mean = Buffer(np.zeros(self.features, dtype=dtype))
+        self.running_var = Buffer(np.ones(self.features, dtype=dtype))
+        self._cache = None
+
+    @property
+    def batch_independent(self):
+        return not self.training
+
+    def forward(self, x):
+        """x: (N, features) -> (N, features)."""
+        check_features(self, x, self.features, dtype=self.weight.value.dtype)
+        if not self.training:
+            rstd = 1 / np.sqrt(self.running_var.value + self.eps)
+            xhat = (x - self.running_mean.value) * rstd
+            self._cache = (xhat, rstd, False)
+            return xhat * self.weight.value + self.bias.value
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError(f"{self!r} expected at least 2 rows in training mode, got input of shape {x.shape}")
+        mean = x.mean(axis=0)
+        centered = x - mean
+        var = (centered * centered).mean(axis=0)
+        rstd = 1 / np.sqrt(var + self.eps)
+        xhat = centered * rstd
+        m = self.momentum
+        self.running_mean.value *= 1 - m
+        self.running_mean.value += m * mean
+        self.running_var.value *= 1 - m
+        self.running_var.value += (m * n / (n - 1)) * var
+        self._cache = (xhat, rstd, True)
+        return xhat * self.weight.value + self.bias.value
+
+    def backward(self, grad_out):
+        """grad_out: (N, features) -> dJ/dx: (N, features)."""
+        check_backward_ready(self, self._cache)
+        xhat, rstd, batch_stats = self._cache
+        check_same_shape(self, grad_out, xhat.shape)
+        self.weight.grad += (grad_out * xhat).sum(axis=0)
+        self.bias.grad += grad_out.sum(axis=0)
+        dxhat = grad_out * self.weight.value
+        if not batch_stats:
+            return dxhat * rstd
+        return _normalized_backward(dxhat, xhat, rstd, axis=0)
+
+    def extra_repr(self):
+        return f"{self.features}, eps={self.eps:g}, momentum={self.momentum:g}"

@@ -1,0 +1,70 @@
+"""Shape layers: ``Identity`` and ``Flatten``."""
+
+from .._checks import check_array, check_backward_ready, check_same_shape
+from ..module import Module
+
+
+class Identity(Module):
+    """``y = x``. Useful as a placeholder, and to check a loss on its own.
+
+    Shape:
+        - x: any shape -> y: the same array.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> nn.Identity()(np.ones((2, 3))).shape
+        (2, 3)
+    """
+
+    batch_independent = True
+
+    def __init__(self):
+        self._shape = None
+
+    def forward(self, x):
+        check_array(self, x)
+        self._shape = x.shape
+        return x
+
+    def backward(self, grad_out):
+        check_backward_ready(self, self._shape)
+        check_same_shape(self, grad_out, self._shape)
+        return grad_out
+
+
+class Flatten(Module):
+    """Flattens every axis but the first: ``(N, d1, d2, ...) -> (N, d1*d2*...)``.
+
+    Returns a view when the input is contiguous; backward reshapes back.
+
+    Shape:
+        - x: ``(N, *)`` with at least one axis -> y: ``(N, prod(*))``.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> nn.Flatten()(np.zeros((4, 2, 3))).shape
+        (4, 6)
+    """
+
+    batch_independent = True
+
+    def __init__(self):
+        self._shape = None
+
+    def forward(self, x):
+        check_array(self, x)
+        if x.ndim < 1:
+            raise ValueError(f"{self!r} expected input of shape (N, ...), got a 0-d array")
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out):
+        check_backward_ready(self, self._shape)
+        n = self._shape[0]
+        rest = 1
+        for d in self._shape[1:]:
+            rest *= d
+        check_same_shape(self, grad_out, (n, rest))
+        return grad_out.reshape(self._shape)
