@@ -10,6 +10,7 @@ import inspect
 
 import numpy as np
 
+from .._checks import who
 from .._rng import as_generator
 from ..gradcheck import check_gradients, freeze_randomness
 from ..layers.shape import Identity
@@ -47,7 +48,7 @@ class LayerSpec:
         self.seed = int(as_generator(rng).integers(2**32)) if not isinstance(rng, int) else rng
         probe = self.make()
         self.is_loss = isinstance(probe, Loss) or (not hasattr(probe, "parameters") and hasattr(probe, "backward"))
-        self.label = label or repr(probe).replace("\n", " ")
+        self.label = label or who(probe)
 
     def _is_instance(self):
         src = self.source
