@@ -44,25 +44,13 @@ def anomaly_enabled():
     return _DETECT_ANOMALY.get()
 
 
-class Parameter:
-    """A trainable array that carries its own gradient.
-
-    Attributes:
-        value: the ndarray (floating point).
-        grad: an ndarray of the same shape and dtype, zeros at first.
-
-    >>> p = Parameter(np.ones((2, 3)))
-    >>> p.grad.shape, p.grad.dtype, float(p.grad.sum())
-    ((2, 3), dtype('float64'), 0.0)
-    """
+class _State:
+    """An ndarray held by a module and saved in its ``state_dict``."""
 
     def __init__(self, value):
         if not isinstance(value, np.ndarray):
-            raise TypeError(f"Parameter expected a numpy.ndarray, got {type(value).__name__}")
-        if value.dtype.kind != "f":
-            raise TypeError(f"Parameter expected a floating-point array, got dtype {value.dtype}")
+            raise TypeError(f"{type(self).__name__} expected a numpy.ndarray, got {type(value).__name__}")
         self.value = value
-        self.grad = np.zeros_like(value)
 
     @property
     def shape(self):
@@ -76,35 +64,38 @@ class Parameter:
     def size(self):
         return self.value.size
 
+    def __repr__(self):
+        return f"{type(self).__name__}(shape={self.value.shape}, dtype={self.value.dtype})"
+
+
+class Parameter(_State):
+    """A trainable array that carries its own gradient.
+
+    Attributes:
+        value: the ndarray (floating point).
+        grad: an ndarray of the same shape and dtype, zeros at first.
+
+    >>> p = Parameter(np.ones((2, 3)))
+    >>> p.grad.shape, p.grad.dtype, float(p.grad.sum())
+    ((2, 3), dtype('float64'), 0.0)
+    """
+
+    def __init__(self, value):
+        super().__init__(value)
+        if value.dtype.kind != "f":
+            raise TypeError(f"Parameter expected a floating-point array, got dtype {value.dtype}")
+        self.grad = np.zeros_like(value)
+
     def zero_grad(self):
         self.grad.fill(0)
 
-    def __repr__(self):
-        return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"
 
-
-class Buffer:
+class Buffer(_State):
     """Non-trainable state that belongs in ``state_dict`` (e.g. running statistics).
 
     >>> Buffer(np.zeros(3))
     Buffer(shape=(3,), dtype=float64)
     """
-
-    def __init__(self, value):
-        if not isinstance(value, np.ndarray):
-            raise TypeError(f"Buffer expected a numpy.ndarray, got {type(value).__name__}")
-        self.value = value
-
-    @property
-    def shape(self):
-        return self.value.shape
-
-    @property
-    def dtype(self):
-        return self.value.dtype
-
-    def __repr__(self):
-        return f"Buffer(shape={self.value.shape}, dtype={self.value.dtype})"
 
 
 class Module:
