@@ -3,7 +3,7 @@
 import numpy as np
 
 from .._checks import check_array, check_backward_ready, check_same_shape
-from ..module import Module
+from ..module import Module, Parameter
 
 
 class ReLU(Module):
@@ -29,11 +29,46 @@ class ReLU(Module):
         self._mask = None
 
     def forward(self, x):
-        check_array(self, x)
-        self._mask = x > 0
-        return np.maximum(x, 0)
+        """x: any shape -> max(x, 0), a fresh array."""
+        return self._forward_into(x, None)
 
     def backward(self, grad_out):
-        check_backward_ready(self, self._mask)
-        check_same_shape(self, grad_out, self._mask.shape)
-        return grad_out * self._mask
+        """grad_out: x's shape -> grad_out where x > 0, else 0 (a fresh array)."""
+        return self._backward_into(grad_out, None)
+
+    # The container protocol (as Linear's): write into ``out`` when it has the
+    # result's exact shape and dtype, else into a fresh array. The boolean
+    # mask is a private buffer, refilled in place by each forward of the same
+    # shape; it never leaves the module.
+
+    def _forward_into(self, x, out):
+        if x.__class__ is not np.ndarray or x.dtype.kind != "f":
+            check_array(self, x)
+        mask = self._mask
+        if mask is None or mask.shape != x.shape:
+            mask = np.empty(x.shape, dtype=bool)
+        np.greater(x, 0, out=mask)
+        self._mask = mask
+        if out is None or out.shape != x.shape or out.dtype != x.dtype:
+            return np.maximum(x, 0)
+        return np.maximum(x, 0, out=out)
+
+    def _backward_into(self, grad_out, out, input_grad=True):
+        mask = self._mask
+        check_backward_ready(self, mask)
+        if grad_out.__class__ is not np.ndarray or grad_out.shape != mask.shape or grad_out.dtype.kind != "f":
+            check_same_shape(self, grad_out, mask.shape)
+        if not input_grad:
+            return None
+        if out is None or out.shape != mask.shape or out.dtype != grad_out.dtype:
+            return np.multiply(grad_out, mask)
+        return np.multiply(grad_out, mask, out=out)
+
+    def zero_grad(self):
+        """ReLU has no parameters: a short walk over its attributes, no names built."""
+        for value in vars(self).values():
+            if isinstance(value, (Parameter, Module)) or isinstance(value, list) and value and isinstance(value[0], Module):
+                super().zero_grad()  # a subclass that added parameters or children
+                return
+
+    _into_methods = (forward, backward)  # what _forward_into / _backward_into implement

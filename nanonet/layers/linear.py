@@ -64,24 +64,86 @@ class Linear(Module):
         self.weight = Parameter(w.astype(dtype, copy=False))
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
         self._x = None
+        self._scratch = None
 
     def forward(self, x):
-        """x: (N, in_features) -> (N, out_features)."""
-        check_features(self, x, self.in_features, dtype=self.weight.value.dtype)
-        self._x = x
-        out = x @ self.weight.value
-        if self.bias is not None:
-            out += self.bias.value
-        return out
+        """x: (N, in_features) -> (N, out_features), a fresh array."""
+        return self._forward_into(x, None)
 
     def backward(self, grad_out):
-        """grad_out: (N, out_features) -> dJ/dx: (N, in_features)."""
-        check_backward_ready(self, self._x)
-        check_same_shape(self, grad_out, (self._x.shape[0], self.out_features))
-        self.weight.grad += self._x.T @ grad_out
+        """grad_out: (N, out_features) -> dJ/dx: (N, in_features), a fresh array.
+
+        Adds ``x.T @ grad_out`` into ``weight.grad`` and the column sums of
+        ``grad_out`` into ``bias.grad``.
+        """
+        return self._backward_into(grad_out, None)
+
+    # -- the container protocol (see nanonet.containers.sequential) ---------
+    # ``_forward_into(x, out)`` and ``_backward_into(grad_out, out, input_grad)``
+    # are ``forward`` and ``backward`` writing their result into ``out`` when
+    # ``out`` is an array of exactly the result's shape and dtype (otherwise
+    # into a fresh array), and returning it. Only a container that owns
+    # ``out`` and never lets it escape to the user passes one.
+    # ``input_grad=False`` skips dJ/dx (returns None); parameter gradients are
+    # accumulated all the same. ``weight.grad`` and ``bias.grad`` are updated
+    # in place, through a private scratch array reused between calls.
+
+    def _forward_into(self, x, out):
+        w = self.weight.value
+        if x.__class__ is not np.ndarray or x.ndim != 2 or x.shape[1] != self.in_features or x.dtype != w.dtype:
+            check_features(self, x, self.in_features, dtype=w.dtype)
+        self._x = x
+        if out is None or out.shape != (x.shape[0], self.out_features) or out.dtype != w.dtype:
+            out = np.dot(x, w)
+        else:
+            np.dot(x, w, out=out)
+        if self.bias is not None:
+            np.add(out, self.bias.value, out=out)
+        return out
+
+    def _backward_into(self, grad_out, out, input_grad=True):
+        x = self._x
+        if x is None:
+            check_backward_ready(self, x)
+        w = self.weight.value
+        if (grad_out.__class__ is not np.ndarray or grad_out.shape != (x.shape[0], self.out_features)
+                or grad_out.dtype != w.dtype or x.dtype != w.dtype):
+            check_same_shape(self, grad_out, (x.shape[0], self.out_features))
+            self._accumulate_slow(x, grad_out)
+        else:  # weight.grad += x.T @ grad_out; bias.grad += column sums (one BLAS call)
+            wg = self.weight.grad
+            scratch = self._scratch
+            if scratch is None or scratch[0].shape != wg.shape or scratch[0].dtype != wg.dtype \
+                    or scratch[2].shape[0] != x.shape[0]:
+                scratch = self._scratch = (np.empty_like(wg), np.empty(self.out_features, wg.dtype),
+                                           np.ones(x.shape[0], wg.dtype))
+            np.dot(x.T, grad_out, out=scratch[0])
+            np.add(wg, scratch[0], out=wg)
+            if self.bias is not None:
+                bg = self.bias.grad
+                np.add(bg, np.dot(scratch[2], grad_out, out=scratch[1]), out=bg)
+        if not input_grad:
+            return None
+        if out is None or out.shape != x.shape or out.dtype != w.dtype or grad_out.dtype != w.dtype:
+            return np.dot(grad_out, w.T)
+        return np.dot(grad_out, w.T, out=out)
+
+    def _accumulate_slow(self, x, grad_out):
+        """Mixed dtypes: numpy's own promotion rules, as ``+=`` applies them."""
+        self.weight.grad += x.T @ grad_out
         if self.bias is not None:
             self.bias.grad += grad_out.sum(axis=0)
-        return grad_out @ self.weight.value.T
+
+    def zero_grad(self):
+        """Fill every Parameter's grad with 0 (a short walk: no names built)."""
+        for value in vars(self).values():
+            if isinstance(value, Parameter):
+                value.grad.fill(0)
+            elif isinstance(value, Module) or isinstance(value, list) and value and isinstance(value[0], Module):
+                super().zero_grad()  # a subclass with children: the general walk
+                return
+
+    _into_methods = (forward, backward)  # what _forward_into / _backward_into implement
 
     def extra_repr(self):
         text = f"{self.in_features} -> {self.out_features}"

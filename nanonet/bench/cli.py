@@ -1,0 +1,97 @@
+"""``nanonet bench``: run the suite, print the table, write JSON / PNG / docs.
+
+Example (the quick suite, nanonet and the seed only):
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--quick", "--peers", "nanonet,seed", "--only", "steps"])
+    >>> args.quick, args.peers
+    (True, 'nanonet,seed')
+"""
+
+import datetime
+import sys
+
+from . import layers, peers, report, workloads
+
+PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory")
+
+
+def add_arguments(parser):
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes only, few repeats (a few seconds)")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    parser.add_argument("--plot", metavar="PATH", help="write a PNG of ratio against size (needs matplotlib)")
+    parser.add_argument("--write-docs", nargs="?", const="docs/performance.md", metavar="PATH",
+                        help="regenerate the results block of docs/performance.md (or PATH)")
+    parser.add_argument("--peers", default=",".join(peers.PEERS),
+                        help=f"comma-separated peers (default: all of {', '.join(peers.PEERS)})")
+    parser.add_argument("--only", default=",".join(PARTS),
+                        help=f"comma-separated parts to run (default: all of {', '.join(PARTS)})")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case")
+
+
+def _parse_list(text, allowed, what):
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if bad:
+        raise SystemExit(f"nanonet bench: unknown {what} {bad}; choose from {list(allowed)}")
+    return items
+
+
+def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=None, log=print):
+    """Run the chosen parts; returns the result dict (what ``--json`` writes)."""
+    repeats = repeats or (3 if quick else 9)
+    min_time = 0.003 if quick else 0.05
+    skips = workloads.Skips()
+    result = {"meta": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                       "quick": quick, "peers": list(names), "parts": list(parts),
+                       "command": "nanonet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
+                       else "nanonet.bench.cli.run_suite"},
+              "skipped": skips}
+    log("GEMM ceiling ...")
+    result["gemm_ceiling"] = workloads.gemm_ceiling(512 if quick else 2048, repeats=3 if quick else 7,
+                                                    torch_too="torch" in names)
+    if "steps" in parts:
+        log("training steps ...")
+        sizes = workloads.QUICK_SIZES if quick else workloads.FULL_SIZES
+        result["steps"] = workloads.training_steps(names, sizes, skips, result["gemm_ceiling"],
+                                                   repeats=repeats, min_time=min_time, log=log)
+    if "seed-run" in parts:
+        log("seed run ...")
+        result["seed_run"] = workloads.seed_run(names, skips, repeats=repeats)
+    if "layers" in parts:
+        log("layers ...")
+        result["layers"] = layers.layer_passes(skips, n=500, hidden=64 if quick else 256,
+                                               repeats=repeats, min_time=min_time, log=log)
+    if "gradcheck" in parts:
+        log("gradient checks ...")
+        result["gradcheck"] = workloads.gradient_checks(skips, repeats=1 if quick else 3, quick=quick, log=log)
+    if "memory" in parts:
+        log("memory ...")
+        sizes = workloads.QUICK_SIZES[:1] if quick else [(500, 10, 64), (1024, 256, 1024)]
+        result["memory"] = workloads.memory(names, sizes, skips)
+    result["meta"]["machine"] = report.machine_info()
+    result["skipped"] = dict(skips)
+    return result
+
+
+def main(args):
+    names = _parse_list(args.peers, peers.PEERS, "peer")
+    parts = _parse_list(args.only, PARTS, "part")
+    if "seed" not in names:
+        names.insert(0, "seed")  # every ratio is to the seed
+    result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
+                       log=lambda s: print(s, file=sys.stderr))
+    print(report.render(result))
+    if args.json:
+        report.write_json(result, args.json)
+    if args.plot:
+        try:
+            report.plot(result, args.plot)
+        except ImportError as exc:
+            print(f"nanonet bench: no plot written, matplotlib is missing ({exc})", file=sys.stderr)
+    if args.write_docs:
+        report.write_docs(result, args.write_docs)
+    return 0
