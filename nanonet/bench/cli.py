@@ -13,7 +13,7 @@ Example (the quick suite, nanonet and the seed only):
 import datetime
 import sys
 
-from . import layers, peers, report, workloads
+from . import baseline, layers, peers, report, workloads
 
 PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory")
 
@@ -30,6 +30,8 @@ def add_arguments(parser):
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"comma-separated parts to run (default: all of {', '.join(PARTS)})")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case")
+    parser.add_argument("--baseline", metavar="REV", action="append", default=[],
+                        help="also time nanonet as it was at git revision REV (before/after in one run)")
 
 
 def _parse_list(text, allowed, what):
@@ -78,7 +80,8 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
 
 
 def main(args):
-    names = _parse_list(args.peers, peers.PEERS, "peer")
+    extra = [baseline.register(rev) for rev in args.baseline]
+    names = _parse_list(args.peers, peers.PEERS, "peer") + extra
     parts = _parse_list(args.only, PARTS, "part")
     if "seed" not in names:
         names.insert(0, "seed")  # every ratio is to the seed
