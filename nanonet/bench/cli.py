@@ -10,6 +10,7 @@ Example (the quick suite, nanonet and the seed only):
     (True, 'nanonet,seed')
 """
 
+import contextlib
 import datetime
 import sys
 
@@ -30,6 +31,9 @@ def add_arguments(parser):
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"comma-separated parts to run (default: all of {', '.join(PARTS)})")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS threads for the run (numpy's via threadpoolctl, torch's alike); "
+                             "default: numpy's current count")
     parser.add_argument("--baseline", metavar="REV", action="append", default=[],
                         help="also time nanonet as it was at git revision REV (before/after in one run)")
 
@@ -79,14 +83,31 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
     return result
 
 
+@contextlib.contextmanager
+def _blas_threads(count):
+    """Limit numpy's BLAS to ``count`` threads for the run (threadpoolctl), if asked."""
+    if count is None:
+        yield
+        return
+    if count < 1:
+        raise SystemExit(f"nanonet bench: --threads must be at least 1, got {count}")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise SystemExit("nanonet bench: --threads needs threadpoolctl (pip install threadpoolctl)") from None
+    with threadpool_limits(limits=count, user_api="blas"):
+        yield
+
+
 def main(args):
     extra = [baseline.register(rev) for rev in args.baseline]
     names = _parse_list(args.peers, peers.PEERS, "peer") + extra
     parts = _parse_list(args.only, PARTS, "part")
     if "seed" not in names:
         names.insert(0, "seed")  # every ratio is to the seed
-    result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
-                       log=lambda s: print(s, file=sys.stderr))
+    with _blas_threads(args.threads):
+        result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
+                           log=lambda s: print(s, file=sys.stderr))
     print(report.render(result))
     if args.json:
         report.write_json(result, args.json)

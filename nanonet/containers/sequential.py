@@ -74,14 +74,15 @@ class Sequential(Module):
     def forward(self, x):
         """x: the first child's input -> the last child's output (a fresh array)."""
         layers = self._layers
-        buffered = self._fast_plan()[0]
+        plan = self._fast_plan()
+        buffered, in_place = plan[0], plan[3]
         check_each = anomaly_enabled()
         buffers = self._forward_buffers
         i = 0
         try:
             for i, layer in enumerate(layers):
                 if buffered[i]:
-                    x = buffers[i] = layer._forward_into(x, buffers[i])
+                    x = buffers[i] = layer._forward_into(x, x if in_place[i] else buffers[i])
                 else:
                     x = layer.forward(x)
                 if check_each:
@@ -101,7 +102,7 @@ class Sequential(Module):
         gradient of the data. Parameter gradients are accumulated either way.
         """
         layers = self._layers
-        _, buffered, fast = self._fast_plan()
+        _, buffered, fast, _, in_place = self._fast_plan()
         check_each = anomaly_enabled()
         buffers = self._backward_buffers
         i = len(layers) - 1
@@ -109,7 +110,8 @@ class Sequential(Module):
             for i in range(len(layers) - 1, -1, -1):
                 layer = layers[i]
                 if buffered[i]:
-                    grad_out = buffers[i] = layer._backward_into(grad_out, buffers[i])
+                    grad_out = buffers[i] = layer._backward_into(
+                        grad_out, grad_out if in_place[i] else buffers[i])
                 elif i == 0 and fast[0]:
                     grad_out = layer._backward_into(grad_out, None, input_grad)
                 else:
@@ -132,7 +134,9 @@ class Sequential(Module):
             layer.zero_grad()
 
     def _fast_plan(self):
-        """``(forward_buffered, backward_buffered, fast)``: tuples of bools, one per child.
+        """``(forward_buffered, backward_buffered, fast, forward_in_place, backward_in_place)``.
+
+        Each is a tuple of bools, one per child.
 
         A child is *fast* when its class provides ``_forward_into`` and
         ``_backward_into`` for the very ``forward`` and ``backward`` it has
@@ -141,7 +145,10 @@ class Sequential(Module):
         this container owns when a later child is fast too (which then
         writes a new array), and its input gradient when an earlier child is
         fast: so neither the returned output nor the returned dJ/dx can ever
-        be a buffer (or a view of one passed on by another child). The plan
+        be a buffer (or a view of one passed on by another child). A child
+        whose class sets ``_in_place = True`` (ReLU: it keeps only a mask, not
+        its input) writes over its input when that input is a buffer of this
+        container, in both directions, as hand-written numpy would. The plan
         and the buffers are rebuilt whenever the children's types change.
         """
         key = tuple(map(type, self._layers))
@@ -150,7 +157,11 @@ class Sequential(Module):
             fast = tuple(_takes_buffers(cls) for cls in key)
             forward = tuple(f and any(fast[i + 1:]) for i, f in enumerate(fast))
             backward = tuple(f and any(fast[:i]) for i, f in enumerate(fast))
-            plan = self._plan = (key, (forward, backward, fast))
+            over = tuple(getattr(cls, "_in_place", False) for cls in key)
+            fwd_in_place = tuple(over[i] and forward[i] and i > 0 and forward[i - 1] for i in range(len(key)))
+            bwd_in_place = tuple(over[i] and backward[i] and i + 1 < len(key) and backward[i + 1]
+                                 for i in range(len(key)))
+            plan = self._plan = (key, (forward, backward, fast, fwd_in_place, bwd_in_place))
             self._forward_buffers = [None] * len(key)
             self._backward_buffers = [None] * len(key)
         return plan[1]

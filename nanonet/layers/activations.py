@@ -37,9 +37,10 @@ class ReLU(Module):
         return self._backward_into(grad_out, None)
 
     # The container protocol (as Linear's): write into ``out`` when it has the
-    # result's exact shape and dtype, else into a fresh array. The boolean
-    # mask is a private buffer, refilled in place by each forward of the same
-    # shape; it never leaves the module.
+    # result's exact shape and dtype, else into a fresh array. ``out`` may be
+    # the input itself (``_in_place``); a container passes that only for a
+    # buffer it owns. The boolean mask is a private buffer, refilled in place
+    # by each forward of the same shape; it never leaves the module.
 
     def _forward_into(self, x, out):
         if x.__class__ is not np.ndarray or x.dtype.kind != "f":
@@ -70,3 +71,4 @@ class ReLU(Module):
             super().zero_grad()  # a subclass that may have added parameters or children
 
     _into_methods = (forward, backward)  # what _forward_into / _backward_into implement
+    _in_place = True  # out may be the input itself: the mask is taken before it is overwritten
