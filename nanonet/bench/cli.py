@@ -31,6 +31,9 @@ def add_arguments(parser):
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"comma-separated parts to run (default: all of {', '.join(PARTS)})")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case")
+    parser.add_argument("--sizes", default=None, metavar="NxINxH,...",
+                        help="training-step sizes, e.g. 500x10x64,1024x256x1024 (default: the suite's)")
+    parser.add_argument("--dtypes", default="float64,float32", help="training-step dtypes (default both)")
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS threads for the run (numpy's via threadpoolctl, torch's alike); "
                              "default: numpy's current count")
@@ -46,7 +49,18 @@ def _parse_list(text, allowed, what):
     return items
 
 
-def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=None, log=print):
+def _parse_sizes(text):
+    try:
+        sizes = [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",") if item.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(len(s) != 3 or min(s) < 1 for s in sizes):
+        raise SystemExit(f"nanonet bench: --sizes expects NxINxH[,NxINxH...], e.g. 500x10x64, got {text!r}")
+    return sizes
+
+
+def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=None, sizes=None,
+              dtypes=workloads.DTYPES, log=print):
     """Run the chosen parts; returns the result dict (what ``--json`` writes)."""
     repeats = repeats or (3 if quick else 9)
     min_time = 0.003 if quick else 0.05
@@ -61,8 +75,8 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
                                                     torch_too="torch" in names)
     if "steps" in parts:
         log("training steps ...")
-        sizes = workloads.QUICK_SIZES if quick else workloads.FULL_SIZES
-        result["steps"] = workloads.training_steps(names, sizes, skips, result["gemm_ceiling"],
+        sizes = sizes or (workloads.QUICK_SIZES if quick else workloads.FULL_SIZES)
+        result["steps"] = workloads.training_steps(names, sizes, skips, result["gemm_ceiling"], dtypes=dtypes,
                                                    repeats=repeats, min_time=min_time, log=log)
     if "seed-run" in parts:
         log("seed run ...")
@@ -107,6 +121,8 @@ def main(args):
         names.insert(0, "seed")  # every ratio is to the seed
     with _blas_threads(args.threads):
         result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
+                           sizes=_parse_sizes(args.sizes) if args.sizes else None,
+                           dtypes=_parse_list(args.dtypes, workloads.DTYPES, "dtype"),
                            log=lambda s: print(s, file=sys.stderr))
     print(report.render(result))
     if args.json:

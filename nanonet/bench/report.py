@@ -71,7 +71,7 @@ def _table(header, rows):
 def step_table(result):
     """Ratios to the seed per size and dtype (lower is faster), seed time in brackets."""
     names = [n for n in peers_mod.PEERS if any(n in row["peers"] for row in result["steps"])]
-    header = ["N×in×H, dtype"] + names + ["nanonet % of GEMM ceiling"]
+    header = ["N×in×H, dtype"] + names + ["nanonet % of ceiling"]
     rows = []
     for row in result["steps"]:
         cells = [f"{row['size'].replace('x', '×')} f{row['dtype'][5:]}"]
@@ -117,9 +117,10 @@ def other_tables(result):
         parts.append(f"Gradient check of the {gc['model']} ({gc['elements']} elements: input and parameters):\n\n"
                      + _table(["checker", "median", "result", "faster than torch default"], rows))
     if result.get("gemm_ceiling"):
-        rows = [[dt, f"{c['size']}²"] + [f"{c['peers'].get(p, float('nan')):.1f}" for p in ("numpy", "torch")]
+        rows = [[dt, f"{c['size']}²"] + [f"{c['peers'][p]:.1f}" if p in c["peers"] else "—" for p in ("numpy", "torch")]
                 for dt, c in result["gemm_ceiling"].items()]
-        parts.append("GEMM ceiling (GFLOP/s, median; numpy's is the ceiling):\n\n"
+        parts.append("Square-matmul GEMM ceiling (GFLOP/s, median; numpy's is the ceiling of the small steps; "
+                     "steps of 1 GFLOP and more use their own (N,H)@(H,H) matmul, timed with them):\n\n"
                      + _table(["dtype", "size", "numpy", "torch"], rows))
     if result.get("memory"):
         rows = [[m["size"], name, f"{p['peak_bytes'] / 1024:.0f} KiB", f"{p['retained_bytes']}",

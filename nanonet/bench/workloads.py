@@ -78,23 +78,43 @@ def gemm_ceiling(size=2048, repeats=5, torch_too=True):
     return result
 
 
-def training_steps(names, sizes, skips, ceiling, *, repeats, min_time, log=print):
-    """One result dict per (size, dtype): the peers' per-step Stats and ratios."""
+def training_steps(names, sizes, skips, ceiling, *, repeats, min_time, dtypes=DTYPES, log=print):
+    """One result dict per (size, dtype): the peers' per-step Stats and ratios.
+
+    For a step of at least 1 GFLOP the ceiling is measured again, interleaved
+    with the peers: the step's largest matmul, ``(N, H) @ (H, H)``, alone.
+    Its GFLOP/s is what every FLOP of the step would reach at best; the
+    peers' ``of_ceiling`` is their GFLOP/s over it. Smaller steps are
+    compared with the square-matmul ceiling of ``gemm_ceiling``.
+    """
     results = []
     for n, n_in, hidden in sizes:
-        for dt in DTYPES:
+        for dt in dtypes:
             problem = peers_mod.Problem.make(n, n_in, hidden, dt, rng=0)
             steps = build_steps(names, problem, skips)
-            big = n * hidden * hidden >= 1e9
-            stats = interleave(steps, repeats=max(3, repeats // 2) if big else repeats,
-                               min_time=min_time, warmup=1 if big else 3)
             flops = peers_mod.flops_per_step(n, n_in, hidden)
-            ceil = ceiling.get(dt, {}).get("gflops") if ceiling else None
+            big = flops >= 1e9
+            cases = dict(steps)
+            if big:
+                a, b = np.ones((n, hidden), dt), np.ones((hidden, hidden), dt)
+                out = np.empty((n, hidden), dt)
+                cases["gemm (N,H)@(H,H)"] = lambda a=a, b=b, out=out: np.matmul(a, b, out=out)
+            stats = interleave(cases, repeats=max(3, repeats // 2) if flops >= 2e10 else repeats,
+                               min_time=min_time, warmup=1 if big else 3)
+            gemm = stats.pop("gemm (N,H)@(H,H)", None)
+            if gemm is not None:
+                ceil, basis = 2.0 * n * hidden * hidden / gemm.median / 1e9, f"({n},{hidden})@({hidden},{hidden})"
+            else:
+                ceil = ceiling.get(dt, {}).get("gflops") if ceiling else None
+                basis = f"{ceiling[dt]['size']}-square matmul" if ceil else None
             row = {"size": f"{n}x{n_in}x{hidden}", "n": n, "n_in": n_in, "hidden": hidden, "dtype": dt,
-                   "flops": flops, "peers": with_ratios(stats, flops=flops, ceiling=ceil)}
+                   "flops": flops, "ceiling_gflops": ceil, "ceiling_basis": basis,
+                   "peers": with_ratios(stats, flops=flops, ceiling=ceil)}
             results.append(row)
             log(f"  step {row['size']} {dt}: " + ", ".join(
-                f"{k} {v['ratio']:.2f}" for k, v in row["peers"].items() if v["ratio"] is not None))
+                f"{k} {v['ratio']:.2f}" for k, v in row["peers"].items() if v["ratio"] is not None)
+                + (f"; nanonet {row['peers']['nanonet']['of_ceiling']:.0%} of ceiling"
+                   if ceil and "nanonet" in row["peers"] else ""))
     return results
 
 
