@@ -37,6 +37,8 @@ def add_arguments(parser):
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS threads for the run (numpy's via threadpoolctl, torch's alike); "
                              "default: numpy's current count")
+    parser.add_argument("--from-json", metavar="PATH",
+                        help="do not run: report (table, --plot, --write-docs) from results saved with --json")
     parser.add_argument("--baseline", metavar="REV", action="append", default=[],
                         help="also time nanonet as it was at git revision REV (before/after in one run)")
 
@@ -113,7 +115,22 @@ def _blas_threads(count):
         yield
 
 
+def _load(path):
+    import json
+
+    try:
+        with open(path) as f:
+            result = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"nanonet bench: cannot read results from {path}: {exc}")
+    for name in (n for row in result.get("steps", []) for n in row["peers"]):
+        peers.PEERS.setdefault(name, None)  # a baseline peer of that run, shown in the table
+    return result
+
+
 def main(args):
+    if args.from_json:
+        return _report(_load(args.from_json), args)
     extra = [baseline.register(rev) for rev in args.baseline]
     names = _parse_list(args.peers, peers.PEERS, "peer") + extra
     parts = _parse_list(args.only, PARTS, "part")
@@ -124,8 +141,12 @@ def main(args):
                            sizes=_parse_sizes(args.sizes) if args.sizes else None,
                            dtypes=_parse_list(args.dtypes, workloads.DTYPES, "dtype"),
                            log=lambda s: print(s, file=sys.stderr))
+    return _report(result, args)
+
+
+def _report(result, args):
     print(report.render(result))
-    if args.json:
+    if args.json and not args.from_json:
         report.write_json(result, args.json)
     if args.plot:
         try:
