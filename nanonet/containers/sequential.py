@@ -29,6 +29,23 @@ class Sequential(Module):
     children). An exception inside a child is re-raised naming the child's
     position and repr.
 
+    Buffers and aliasing (the speed rules; see docs/performance.md):
+        - ``forward`` returns a fresh array, and ``backward`` a fresh dJ/dx:
+          no later call ever writes into an array this container returned.
+        - The activations and gradients passed *between* children live in
+          buffers this container owns and reuses from call to call (while
+          shapes and dtypes stay the same). A child's cache may point into
+          them (a Linear keeps its input for backward); the next ``forward``
+          overwrites them, exactly when it replaces the caches anyway.
+        - Only children that implement the private container protocol
+          (``_forward_into`` / ``_backward_into``, today Linear and ReLU, not
+          subclasses that override forward or backward) write into buffers;
+          any other child is called through its own ``forward``/``backward``.
+        - The caller's input and ``grad_out`` are never written.
+        - ``backward(grad_out, input_grad=False)`` skips the first child's
+          dJ/dx (nobody needs the gradient of the data in training) and
+          returns None; the parameter gradients are the same.
+
     Shape:
         - x: the first child's input -> the last child's output.
 

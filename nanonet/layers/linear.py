@@ -39,6 +39,14 @@ class Linear(Module):
     The input must already have the layer's dtype: a float32 array given to a
     float64 layer is an error, not a silent upcast.
 
+    Speed: ``weight.grad`` and ``bias.grad`` start as views of one
+    ``(in_features + 1, out_features)`` block, so that ``backward`` adds both
+    in one pass and ``zero_grad`` fills both at once. Nothing relies on it:
+    replace either grad array (or ``deepcopy``, or ``.to(dtype)``) and the
+    layer adds into them separately. ``forward`` and ``backward`` return
+    fresh arrays; the layer keeps a reference to its input (for backward)
+    and a private scratch block for the products it adds into the grads.
+
     Example:
         >>> import numpy as np
         >>> import nanonet as nn
