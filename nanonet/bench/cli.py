@@ -14,7 +14,7 @@ import contextlib
 import datetime
 import sys
 
-from . import baseline, layers, peers, report, workloads
+from . import baseline, isolated, layers, peers, report, workloads
 
 PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory")
 
@@ -37,6 +37,8 @@ def add_arguments(parser):
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS threads for the run (numpy's via threadpoolctl, torch's alike); "
                              "default: numpy's current count")
+    parser.add_argument("--isolate", action="store_true",
+                        help="run each peer's training step in its own process (interleaved all the same)")
     parser.add_argument("--from-json", metavar="PATH",
                         help="do not run: report (table, --plot, --write-docs) from results saved with --json")
     parser.add_argument("--baseline", metavar="REV", action="append", default=[],
@@ -62,31 +64,37 @@ def _parse_sizes(text):
 
 
 def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=None, sizes=None,
-              dtypes=workloads.DTYPES, log=print):
+              dtypes=workloads.DTYPES, isolate=False, baseline_revs=(), log=print):
     """Run the chosen parts; returns the result dict (what ``--json`` writes)."""
     repeats = repeats or (3 if quick else 9)
     min_time = 0.003 if quick else 0.05
+    # Before each sample, let the worker threads the previous case left spinning
+    # (OpenBLAS busy-waits up to ~0.1 s after a call, OpenMP and XLA a little) go idle.
+    settle = 0.02 if quick else 0.12
     skips = workloads.Skips()
     result = {"meta": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                       "quick": quick, "peers": list(names), "parts": list(parts),
+                       "quick": quick, "isolated_steps": isolate, "settle_s": settle, "repeats": repeats, "min_sample_s": min_time, "peers": list(names), "parts": list(parts),
                        "command": "nanonet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
                        else "nanonet.bench.cli.run_suite"},
               "skipped": skips}
     log("GEMM ceiling ...")
     result["gemm_ceiling"] = workloads.gemm_ceiling(512 if quick else 2048, repeats=3 if quick else 7,
-                                                    torch_too="torch" in names)
+                                                    torch_too="torch" in names, settle=settle)
     if "steps" in parts:
         log("training steps ...")
         sizes = sizes or (workloads.QUICK_SIZES if quick else workloads.FULL_SIZES)
-        result["steps"] = workloads.training_steps(names, sizes, skips, result["gemm_ceiling"], dtypes=dtypes,
-                                                   repeats=repeats, min_time=min_time, log=log)
+        with contextlib.ExitStack() as stack:
+            workers = stack.enter_context(isolated.Workers(names, baseline_revs)) if isolate else None
+            result["steps"] = workloads.training_steps(names, sizes, skips, result["gemm_ceiling"], dtypes=dtypes,
+                                                       repeats=repeats, min_time=min_time, settle=settle,
+                                                       workers=workers, log=log)
     if "seed-run" in parts:
         log("seed run ...")
-        result["seed_run"] = workloads.seed_run(names, skips, repeats=repeats)
+        result["seed_run"] = workloads.seed_run(names, skips, repeats=repeats, settle=settle)
     if "layers" in parts:
         log("layers ...")
         result["layers"] = layers.layer_passes(skips, n=500, hidden=64 if quick else 256,
-                                               repeats=repeats, min_time=min_time, log=log)
+                                               repeats=repeats, min_time=min_time, settle=settle, log=log)
     if "gradcheck" in parts:
         log("gradient checks ...")
         result["gradcheck"] = workloads.gradient_checks(skips, repeats=1 if quick else 3, quick=quick, log=log)
@@ -140,6 +148,7 @@ def main(args):
         result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
                            sizes=_parse_sizes(args.sizes) if args.sizes else None,
                            dtypes=_parse_list(args.dtypes, workloads.DTYPES, "dtype"),
+                           isolate=args.isolate, baseline_revs=args.baseline,
                            log=lambda s: print(s, file=sys.stderr))
     return _report(result, args)
 

@@ -52,7 +52,7 @@ def _extra_modules(nn):
     return found
 
 
-def layer_passes(skips, *, n=500, hidden=256, repeats=7, min_time=0.02, log=print):
+def layer_passes(skips, *, n=500, hidden=256, repeats=7, min_time=0.02, settle=0.0, log=print):
     """One row per (layer, phase): nanonet, numpy and torch per-call Stats and ratios to numpy."""
     import nanonet as nn
 
@@ -83,15 +83,15 @@ def layer_passes(skips, *, n=500, hidden=256, repeats=7, min_time=0.02, log=prin
                 cases["numpy"] = numpy_cases[name][index]
             if name in torch_cases:
                 cases["torch"] = torch_cases[name][index]
-            stats = interleave(cases, repeats=repeats, min_time=min_time)
+            stats = interleave(cases, repeats=repeats, min_time=min_time, settle=settle)
             rows.append({"layer": f"{module!r}", "shape": f"{n}x{hidden}", "phase": phase,
                          "peers": with_ratios(stats, reference="numpy")})
-    rows += _loss_rows(nn, rng, n, repeats, min_time, torch_cases)
+    rows += _loss_rows(nn, rng, n, repeats, min_time, torch_cases, settle)
     log("  layers: " + ", ".join(f"{r['layer']} {r['phase']}" for r in rows))
     return rows
 
 
-def _loss_rows(nn, rng, n, repeats, min_time, torch_cases):
+def _loss_rows(nn, rng, n, repeats, min_time, torch_cases, settle):
     pred, target = rng.standard_normal((n, 1)), rng.standard_normal((n, 1))
     loss = nn.MSELoss()
     loss(pred, target)
@@ -108,7 +108,7 @@ def _loss_rows(nn, rng, n, repeats, min_time, torch_cases):
         backward["torch"] = lambda: torch.autograd.grad(out, (tp,), retain_graph=True)
     rows = []
     for phase, cases in (("forward", forward), ("backward", backward)):
-        stats = interleave(cases, repeats=repeats, min_time=min_time)
+        stats = interleave(cases, repeats=repeats, min_time=min_time, settle=settle)
         rows.append({"layer": repr(loss), "shape": f"{n}x1", "phase": phase,
                      "peers": with_ratios(stats, reference="numpy")})
     return rows

@@ -54,7 +54,7 @@ def with_ratios(stats, reference="seed", flops=None, ceiling=None):
     return out
 
 
-def gemm_ceiling(size=2048, repeats=5, torch_too=True):
+def gemm_ceiling(size=2048, repeats=5, torch_too=True, settle=0.0):
     """Median GFLOP/s of a ``size``-square matmul, per dtype (numpy; torch if present)."""
     result = {}
     rng = np.random.default_rng(0)
@@ -71,14 +71,15 @@ def gemm_ceiling(size=2048, repeats=5, torch_too=True):
                 cases["torch"] = lambda: torch.matmul(ta, tb)
             except peers_mod.PeerUnavailable:
                 pass
-        stats = interleave(cases, repeats=repeats, min_time=0.05, warmup=1)
+        stats = interleave(cases, repeats=repeats, min_time=0.05, warmup=1, settle=settle)
         flops = 2.0 * size ** 3
         result[dt] = {"size": size, "gflops": flops / stats["numpy"].median / 1e9,
                       "peers": {k: flops / v.median / 1e9 for k, v in stats.items()}}
     return result
 
 
-def training_steps(names, sizes, skips, ceiling, *, repeats, min_time, dtypes=DTYPES, log=print):
+def training_steps(names, sizes, skips, ceiling, *, repeats, min_time, dtypes=DTYPES, settle=0.0, workers=None,
+                   log=print):
     """One result dict per (size, dtype): the peers' per-step Stats and ratios.
 
     For a step of at least 1 GFLOP the ceiling is measured again, interleaved
@@ -86,21 +87,29 @@ def training_steps(names, sizes, skips, ceiling, *, repeats, min_time, dtypes=DT
     Its GFLOP/s is what every FLOP of the step would reach at best; the
     peers' ``of_ceiling`` is their GFLOP/s over it. Smaller steps are
     compared with the square-matmul ceiling of ``gemm_ceiling``.
+
+    With ``workers`` (an ``isolated.Workers``) each peer runs in its own
+    process; the ceiling's matmul runs here, in the same rounds.
     """
     results = []
     for n, n_in, hidden in sizes:
         for dt in dtypes:
-            problem = peers_mod.Problem.make(n, n_in, hidden, dt, rng=0)
-            steps = build_steps(names, problem, skips)
             flops = peers_mod.flops_per_step(n, n_in, hidden)
             big = flops >= 1e9
-            cases = dict(steps)
+            if workers is None:
+                cases = build_steps(names, peers_mod.Problem.make(n, n_in, hidden, dt, rng=0), skips)
+            else:
+                cases = {}
             if big:
                 a, b = np.ones((n, hidden), dt), np.ones((hidden, hidden), dt)
                 out = np.empty((n, hidden), dt)
                 cases["gemm (N,H)@(H,H)"] = lambda a=a, b=b, out=out: np.matmul(a, b, out=out)
-            stats = interleave(cases, repeats=max(3, repeats // 2) if flops >= 2e10 else repeats,
-                               min_time=min_time, warmup=1 if big else 3)
+            rounds = max(3, repeats // 2) if flops >= 2e10 else repeats
+            if workers is None:
+                stats = interleave(cases, repeats=rounds, min_time=min_time, warmup=1 if big else 3, settle=settle)
+            else:
+                stats = workers.interleave((n, n_in, hidden), dt, skips, repeats=rounds, min_time=min_time,
+                                           warmup=1 if big else 3, settle=settle, local=cases)
             gemm = stats.pop("gemm (N,H)@(H,H)", None)
             if gemm is not None:
                 ceil, basis = 2.0 * n * hidden * hidden / gemm.median / 1e9, f"({n},{hidden})@({hidden},{hidden})"
@@ -118,7 +127,7 @@ def training_steps(names, sizes, skips, ceiling, *, repeats, min_time, dtypes=DT
     return results
 
 
-def seed_run(names, skips, *, repeats, epochs=100):
+def seed_run(names, skips, *, repeats, epochs=100, settle=0.0):
     """The seed's whole run: build the model, ``epochs`` full-batch steps, test loss.
 
     Uses the demo's data (``make_regression``, 500 x 10) and sizes (64, 64),
@@ -143,7 +152,7 @@ def seed_run(names, skips, *, repeats, epochs=100):
                 step()
 
         runs[name] = run
-    stats = interleave(runs, repeats=repeats, min_time=0.0, warmup=1)
+    stats = interleave(runs, repeats=repeats, min_time=0.0, warmup=1, settle=settle)
     return {"epochs": epochs, "size": "500x10x64", "dtype": "float64", "peers": with_ratios(stats)}
 
 
