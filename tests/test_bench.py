@@ -66,3 +66,14 @@ def test_numpy_peers_and_nanonet_take_the_same_step():
         for a, b, old in zip(after[name], after["seed"], before):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
             assert not np.array_equal(b, old) or not b.any()
+
+
+def test_isolated_steps_run_each_peer_in_its_own_process():
+    from nanonet.bench import cli as bench_cli
+
+    result = bench_cli.run_suite(quick=True, names=["seed", "nanonet", "numpy-inplace"], parts=["steps"],
+                                 sizes=[(16, 3, 4)], dtypes=("float64",), isolate=True, log=lambda s: None)
+    (row,) = result["steps"]
+    assert result["meta"]["isolated_steps"] is True
+    assert set(row["peers"]) == {"seed", "nanonet", "numpy-inplace"}
+    assert row["peers"]["seed"]["ratio"] == 1.0 and row["peers"]["nanonet"]["median"] > 0
