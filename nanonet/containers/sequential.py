@@ -1,7 +1,7 @@
 """Sequential: a chain of modules."""
 
 from .._checks import check_finite
-from ..module import Module, anomaly_enabled
+from ..module import Module, Parameter, anomaly_enabled
 
 
 def child_error(container, index, child, exc, phase):
@@ -28,6 +28,23 @@ class Sequential(Module):
     indexing (an int gives the child, a slice a new Sequential sharing the
     children). An exception inside a child is re-raised naming the child's
     position and repr.
+
+    Buffers and aliasing (the speed rules; see docs/performance.md):
+        - ``forward`` returns a fresh array, and ``backward`` a fresh dJ/dx:
+          no later call ever writes into an array this container returned.
+        - The activations and gradients passed *between* children live in
+          buffers this container owns and reuses from call to call (while
+          shapes and dtypes stay the same). A child's cache may point into
+          them (a Linear keeps its input for backward); the next ``forward``
+          overwrites them, exactly when it replaces the caches anyway.
+        - Only children that implement the private container protocol
+          (``_forward_into`` / ``_backward_into``, today Linear and ReLU, not
+          subclasses that override forward or backward) write into buffers;
+          any other child is called through its own ``forward``/``backward``.
+        - The caller's input and ``grad_out`` are never written.
+        - ``backward(grad_out, input_grad=False)`` skips the first child's
+          dJ/dx (nobody needs the gradient of the data in training) and
+          returns None; the parameter gradients are the same.
 
     Shape:
         - x: the first child's input -> the last child's output.
@@ -83,12 +100,19 @@ class Sequential(Module):
         return self._layers[index]
 
     def forward(self, x):
-        """x: the first child's input -> the last child's output."""
+        """x: the first child's input -> the last child's output (a fresh array)."""
+        layers = self._layers
+        plan = self._fast_plan()
+        buffered, in_place = plan[0], plan[3]
         check_each = anomaly_enabled()
+        buffers = self._forward_buffers
         i = 0
         try:
-            for i, layer in enumerate(self._layers):
-                x = layer.forward(x)
+            for i, layer in enumerate(layers):
+                if buffered[i]:
+                    x = buffers[i] = layer._forward_into(x, x if in_place[i] else buffers[i])
+                else:
+                    x = layer.forward(x)
                 if check_each:
                     check_finite(layer, x, name="output (made by this module)")
         except Exception as exc:
@@ -98,18 +122,84 @@ class Sequential(Module):
             raise new from exc
         return x
 
-    def backward(self, grad_out):
-        """grad_out: dJ/d(output) -> dJ/dx, running the children in reverse."""
+    def backward(self, grad_out, *, input_grad=True):
+        """grad_out: dJ/d(output) -> dJ/dx, running the children in reverse.
+
+        ``input_grad=False`` skips dJ/dx where the first child allows it (a
+        Linear or ReLU does) and returns None: in training nobody needs the
+        gradient of the data. Parameter gradients are accumulated either way.
+        """
+        layers = self._layers
+        _, buffered, fast, _, in_place = self._fast_plan()
         check_each = anomaly_enabled()
-        i = len(self._layers) - 1
+        buffers = self._backward_buffers
+        i = len(layers) - 1
         try:
-            for i in range(len(self._layers) - 1, -1, -1):
-                grad_out = self._layers[i].backward(grad_out)
-                if check_each:
-                    check_finite(self._layers[i], grad_out, name="input gradient (made by this module)")
+            for i in range(len(layers) - 1, -1, -1):
+                layer = layers[i]
+                if buffered[i]:
+                    grad_out = buffers[i] = layer._backward_into(
+                        grad_out, grad_out if in_place[i] else buffers[i])
+                elif i == 0 and fast[0]:
+                    grad_out = layer._backward_into(grad_out, None, input_grad)
+                else:
+                    grad_out = layer.backward(grad_out)
+                if check_each and grad_out is not None:
+                    check_finite(layer, grad_out, name="input gradient (made by this module)")
         except Exception as exc:
             new = child_error(self, i, self._layers[i], exc, "backward")
             if new is None:
                 raise
             raise new from exc
-        return grad_out
+        return grad_out if input_grad else None
+
+    def zero_grad(self):
+        """Fill every parameter's grad with 0: own parameters, then each child's."""
+        for value in vars(self).values():
+            if isinstance(value, Parameter):
+                value.grad.fill(0)
+        for layer in self._layers:
+            layer.zero_grad()
+
+    def _fast_plan(self):
+        """``(forward_buffered, backward_buffered, fast, forward_in_place, backward_in_place)``.
+
+        Each is a tuple of bools, one per child.
+
+        A child is *fast* when its class provides ``_forward_into`` and
+        ``_backward_into`` for the very ``forward`` and ``backward`` it has
+        (``_into_methods``); a subclass that overrides either is called
+        through its own method, and so is an instance whose ``forward`` or
+        ``backward`` was replaced on the instance itself. A fast child writes
+        its output into a buffer this container owns when a later child is fast too (which then
+        writes a new array), and its input gradient when an earlier child is
+        fast: so neither the returned output nor the returned dJ/dx can ever
+        be a buffer (or a view of one passed on by another child). A child
+        whose class sets ``_in_place = True`` (ReLU: it keeps only a mask, not
+        its input) writes over its input when that input is a buffer of this
+        container, in both directions, as hand-written numpy would. The plan
+        and the buffers are rebuilt whenever the children's types change.
+        """
+        # None marks a child whose forward/backward were replaced on the instance (a debugging hook,
+        # the gradient checker's kink tracer): it is always called through those methods.
+        key = tuple(None if "forward" in m.__dict__ or "backward" in m.__dict__ else type(m) for m in self._layers)
+        plan = self.__dict__.get("_plan")
+        if plan is None or plan[0] != key:
+            fast = tuple(_takes_buffers(cls) for cls in key)
+            forward = tuple(f and any(fast[i + 1:]) for i, f in enumerate(fast))
+            backward = tuple(f and any(fast[:i]) for i, f in enumerate(fast))
+            over = tuple(getattr(cls, "_in_place", False) for cls in key)
+            fwd_in_place = tuple(over[i] and forward[i] and i > 0 and forward[i - 1] for i in range(len(key)))
+            bwd_in_place = tuple(over[i] and backward[i] and i + 1 < len(key) and backward[i + 1]
+                                 for i in range(len(key)))
+            plan = self._plan = (key, (forward, backward, fast, fwd_in_place, bwd_in_place))
+            self._forward_buffers = [None] * len(key)
+            self._backward_buffers = [None] * len(key)
+        return plan[1]
+
+
+def _takes_buffers(cls):
+    if cls is None:
+        return False
+    methods = getattr(cls, "_into_methods", None)
+    return methods is not None and methods == (cls.forward, cls.backward)
