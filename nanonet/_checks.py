@@ -42,9 +42,9 @@ def check_features(module, x, features, *, dtype=None, name="input"):
         raise ValueError(f"{who(module)} expected {name} of shape (N, {features}), got {_shape_text(x.shape)}")
 
 
-def check_same_shape(module, got, expected_shape, *, name="grad_out"):
-    """Check that ``got`` is a float array of exactly ``expected_shape`` (no broadcasting)."""
-    check_array(module, got, name=name)
+def check_same_shape(module, got, expected_shape, *, name="grad_out", dtype=None):
+    """Check that ``got`` is a float array (of ``dtype``, if given) of exactly ``expected_shape``."""
+    check_array(module, got, name=name, dtype=dtype)
     if got.shape != tuple(expected_shape):
         raise ValueError(
             f"{who(module)} expected {name} of shape {_shape_text(expected_shape)}, got {_shape_text(got.shape)}"

@@ -205,8 +205,15 @@ class Module:
 
     # -- state --------------------------------------------------------------
     def zero_grad(self):
-        for p in self.parameters():
-            p.grad.fill(0)
+        """Set every parameter's ``.grad`` to 0, in place: own parameters, then each child's.
+
+        Walks the attributes directly (no names are built): it runs every step.
+        """
+        for value in vars(self).values():
+            if isinstance(value, Parameter):
+                value.grad.fill(0)
+        for _, child in self.named_children():
+            child.zero_grad()
 
     def train(self, mode=True):
         for m in self.modules():

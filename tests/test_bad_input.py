@@ -91,3 +91,11 @@ def test_load_state_dict_errors():
         model.load_state_dict({**model.state_dict(), "x": np.zeros(1)})
     with pytest.raises(ValueError, match=r"'0.weight': expected shape \(2, 3\), got \(3, 2\)"):
         model.load_state_dict({**model.state_dict(), "0.weight": np.zeros((3, 2))})
+
+
+def test_backward_grad_dtype_is_checked_not_upcast():
+    layer = nn.Linear(3, 2, rng=0)
+    layer(np.ones((4, 3)))
+    with pytest.raises(TypeError, match=r"Linear\(3 -> 2\) expected grad_out of dtype float64, got float32"):
+        layer.backward(np.ones((4, 2), dtype=np.float32))
+    assert not layer.weight.grad.any()

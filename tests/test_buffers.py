@@ -142,7 +142,7 @@ def test_a_subclass_override_is_called_inside_sequential(data):
 
 
 @pytest.mark.parametrize("change", ["deepcopy", "to32", "new_grad"])
-def test_gradients_stay_right_when_the_joined_grad_block_is_broken(data, change):
+def test_gradients_stay_right_after_the_grad_arrays_are_replaced(data, change):
     x, _, g = data
     layer = nn.Linear(4, 2, rng=0)
     if change == "deepcopy":

@@ -1,7 +1,7 @@
 """Sequential: a chain of modules."""
 
 from .._checks import check_finite
-from ..module import Module, Parameter, anomaly_enabled
+from ..module import Module, anomaly_enabled
 
 
 def child_error(container, index, child, exc, phase):
@@ -152,14 +152,6 @@ class Sequential(Module):
                 raise
             raise new from exc
         return grad_out if input_grad else None
-
-    def zero_grad(self):
-        """Fill every parameter's grad with 0: own parameters, then each child's."""
-        for value in vars(self).values():
-            if isinstance(value, Parameter):
-                value.grad.fill(0)
-        for layer in self._layers:
-            layer.zero_grad()
 
     def _fast_plan(self):
         """``(forward_buffered, backward_buffered, fast, forward_in_place, backward_in_place)``.

@@ -77,11 +77,6 @@ class ReLU(Module):
             return np.multiply(grad_out, mask)
         return np.multiply(grad_out, mask, out=out)
 
-    def zero_grad(self):
-        """ReLU has no parameters: a short walk over its attributes, no names built."""
-        if not self.__dict__.keys() <= {"_mask", "training"}:
-            super().zero_grad()  # a subclass that may have added parameters or children
-
     _into_methods = (forward, backward)  # what _forward_into / _backward_into implement
     _in_place = True  # out may be the input itself: the mask is taken before it is overwritten
 

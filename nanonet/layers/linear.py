@@ -9,8 +9,6 @@ from .._rng import as_generator
 from ..module import Module, Parameter
 
 _INITS = ("he", "glorot")
-_PLAIN_ATTRIBUTES = frozenset({"in_features", "out_features", "weight", "bias", "_x", "_scratch", "_joined",
-                               "training"})
 
 
 class Linear(Module):
@@ -39,12 +37,7 @@ class Linear(Module):
     The input must already have the layer's dtype: a float32 array given to a
     float64 layer is an error, not a silent upcast.
 
-    Speed: ``weight.grad`` and ``bias.grad`` start as views of one
-    ``(in_features + 1, out_features)`` block, so that ``backward`` adds both
-    in one pass and ``zero_grad`` fills both at once. Nothing relies on it:
-    replace either grad array (or ``deepcopy``, or ``.to(dtype)``) and the
-    layer adds into them separately. ``forward`` and ``backward`` return
-    fresh arrays; the layer keeps a reference to its input (for backward)
+    Speed: ``forward`` and ``backward`` return fresh arrays; the layer keeps a reference to its input (for backward)
     and a private scratch block for the products it adds into the grads.
 
     Example:
@@ -77,13 +70,6 @@ class Linear(Module):
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
         self._x = None
         self._scratch = None
-        self._joined = None
-        # weight.grad and bias.grad as views of one block: one add and one fill for both. Every use
-        # checks that they still are (a deep copy or .to(dtype) makes them separate arrays again).
-        if bias:
-            block = np.zeros((self.in_features + 1, self.out_features), dtype=dtype)
-            self.weight.grad, self.bias.grad = block[:-1], block[-1]
-            self._joined = (self.weight.grad, self.bias.grad, block)
 
     def forward(self, x):
         """x: (N, in_features) -> (N, out_features), a fresh array."""
@@ -125,68 +111,34 @@ class Linear(Module):
         if x is None:
             check_backward_ready(self, x)
         w = self.weight.value
-        if (grad_out.__class__ is not np.ndarray or grad_out.shape != (x.shape[0], self.out_features)
-                or grad_out.dtype != w.dtype or x.dtype != w.dtype):
-            check_same_shape(self, grad_out, (x.shape[0], self.out_features))
-            self._accumulate_slow(x, grad_out)
-        else:
-            self._accumulate(x, grad_out)
+        expected = (x.shape[0], self.out_features)
+        if grad_out.__class__ is not np.ndarray or grad_out.shape != expected or grad_out.dtype != w.dtype:
+            check_same_shape(self, grad_out, expected, dtype=w.dtype)
+        self._accumulate(x, grad_out)
         if not input_grad:
             return None
-        if out is None or out.shape != x.shape or out.dtype != w.dtype or grad_out.dtype != w.dtype:
+        if out is None or out.shape != x.shape or out.dtype != w.dtype:
             return np.dot(grad_out, w.T)
         return np.dot(grad_out, w.T, out=out)
 
     def _accumulate(self, x, grad_out):
-        """weight.grad += x.T @ grad_out; bias.grad += column sums of grad_out (equal dtypes).
+        """weight.grad += x.T @ grad_out; bias.grad += the column sums of grad_out.
 
-        The products go to a private scratch block (reused while the shapes
-        and dtype stay), then are added in place: one add when the two grads
-        are still views of the block made in ``__init__``, two otherwise.
+        The products go into private scratch arrays, reused while the shapes
+        stay the same, and are then added in place. The column sums are one
+        BLAS call (``ones @ grad_out``).
         """
         wg = self.weight.grad
-        bg = None if self.bias is None else self.bias.grad
         scratch = self._scratch
         if scratch is None or scratch[0].shape != wg.shape or scratch[0].dtype != wg.dtype \
-                or scratch[3].shape[0] != x.shape[0]:
-            block = np.empty((wg.shape[0] + 1, wg.shape[1]), wg.dtype)
-            scratch = self._scratch = (block[:-1], block[-1], block, np.ones(x.shape[0], wg.dtype))
-        np.dot(x.T, grad_out, out=scratch[0])
-        if bg is None:
-            np.add(wg, scratch[0], out=wg)
-            return
-        np.dot(scratch[3], grad_out, out=scratch[1])  # the column sums, as one BLAS call
-        joined = self._joined
-        if joined is not None and joined[0] is wg and joined[1] is bg and wg.base is joined[2] is bg.base:
-            np.add(joined[2], scratch[2], out=joined[2])
-        else:
-            np.add(wg, scratch[0], out=wg)
-            np.add(bg, scratch[1], out=bg)
-
-    def _accumulate_slow(self, x, grad_out):
-        """Mixed dtypes: numpy's own promotion rules, as ``+=`` applies them."""
-        self.weight.grad += x.T @ grad_out
+                or scratch[2].shape[0] != x.shape[0]:
+            scratch = self._scratch = (np.empty_like(wg), np.empty(wg.shape[1], wg.dtype),
+                                       np.ones(x.shape[0], wg.dtype))
+        dw, db, ones = scratch
+        np.add(wg, np.dot(x.T, grad_out, out=dw), out=wg)
         if self.bias is not None:
-            self.bias.grad += grad_out.sum(axis=0)
-
-    def zero_grad(self):
-        """Fill weight.grad and bias.grad with 0 (one fill while they share their block).
-
-        An instance with attributes a plain Linear does not have (a subclass
-        with more parameters or children) gets the general walk.
-        """
-        if not self.__dict__.keys() <= _PLAIN_ATTRIBUTES:
-            return super().zero_grad()
-        wg = self.weight.grad
-        joined = self._joined
-        if self.bias is None:
-            wg.fill(0)
-        elif (joined is not None and joined[0] is wg and joined[1] is self.bias.grad
-              and wg.base is joined[2] is joined[1].base):
-            joined[2].fill(0)
-        else:
-            wg.fill(0)
-            self.bias.grad.fill(0)
+            bg = self.bias.grad
+            np.add(bg, np.dot(ones, grad_out, out=db), out=bg)
 
     _into_methods = (forward, backward)  # what _forward_into / _backward_into implement
 
