@@ -207,13 +207,23 @@ class Module:
     def zero_grad(self):
         """Set every parameter's ``.grad`` to 0, in place: own parameters, then each child's.
 
-        Walks the attributes directly (no names are built): it runs every step.
+        It runs every step, so it builds no names: one pass over the
+        attributes finds parameters and children (as ``named_children`` does);
+        a class that overrides ``named_children`` gets its ``children()``.
         """
+        generic = type(self).named_children is Module.named_children
         for value in vars(self).values():
             if isinstance(value, Parameter):
                 value.grad.fill(0)
-        for _, child in self.named_children():
-            child.zero_grad()
+            elif generic and isinstance(value, Module):
+                value.zero_grad()
+            elif generic and isinstance(value, (list, tuple)):
+                for item in value:
+                    if isinstance(item, Module):
+                        item.zero_grad()
+        if not generic:
+            for child in self.children():
+                child.zero_grad()
 
     def train(self, mode=True):
         for m in self.modules():

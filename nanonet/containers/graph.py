@@ -103,6 +103,9 @@ class Graph(Module):
     def named_children(self):
         yield from zip(self._layer_names, self._layers)
 
+    def children(self):
+        return list(self._layers)
+
     def __len__(self):
         return len(self._layers)
 

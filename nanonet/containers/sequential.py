@@ -71,6 +71,9 @@ class Sequential(Module):
         for i, m in enumerate(self._layers):
             yield str(i), m
 
+    def children(self):
+        return list(self._layers)
+
     def append(self, module):
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append expected a Module, got {type(module).__name__}")
