@@ -35,8 +35,7 @@ from .layers import (
     Split,
     Tanh,
 )
-from .losses import HuberLoss, L1Loss, Loss, MSELoss
-from .losses_classification import BCEWithLogitsLoss, CrossEntropyLoss
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss, MSELoss
 from .module import Buffer, Module, Parameter, detect_anomaly
 from .serialization import load, save
 from .training import History, evaluate, fit, plot_histories

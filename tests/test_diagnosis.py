@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import nanonet as nn
-from nanonet.gradcheck_diagnosis import diagnose
+from nanonet.gradcheck.diagnosis import diagnose
 
 
 class SeedBiasBugLinear(nn.Linear):

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import nanonet as nn
 from nanonet.gradcheck import numeric_gradient
-from nanonet.gradcheck_engine import Objective
+from nanonet.gradcheck.engine import Objective
 from nanonet.testing import strategies as nst
 
 
@@ -232,7 +232,7 @@ def _tol(values):
     lambda: nn.Sequential(nn.Linear(3, 6, rng=0), nn.BatchNorm1d(6), nn.ELU(), nn.Linear(6, 2, rng=2)),
 ], ids=["mlp", "layernorm", "batchnorm"])
 def test_grouped_differences_equal_plain_ones(make):
-    from nanonet.gradcheck_grouped import grouped_numeric
+    from nanonet.gradcheck.grouped import grouped_numeric
 
     model = make()
     gen = np.random.default_rng(0)
@@ -268,7 +268,7 @@ class SilentLinear(nn.Linear):
 
 @pytest.mark.parametrize("broken", [MixingLinear, SilentLinear])
 def test_a_backward_that_lies_about_its_features_cannot_fool_the_grouping(broken):
-    from nanonet.gradcheck_grouped import grouped_numeric
+    from nanonet.gradcheck.grouped import grouped_numeric
 
     gen = np.random.default_rng(0)
     x, y = gen.normal(size=(9, 3)), gen.normal(size=(9, 2))

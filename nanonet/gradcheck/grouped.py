@@ -27,7 +27,7 @@ its diagnosis always rest on plain central differences of ``J`` itself.
 
 import numpy as np
 
-from .gradcheck_engine import is_batch_independent
+from .engine import is_batch_independent
 
 
 def _features_of(obj, k, n, features):

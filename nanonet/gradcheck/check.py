@@ -17,11 +17,11 @@ Per row (the input, then each parameter by dotted name) it reports:
 - ``max_abs_error = max |a - n|``.
 - ``passed``: every element satisfies ``|a - n| <= atol + rtol * |n|``
   (numpy's ``allclose`` rule with the numeric value as reference), after
-  kinks are accounted for (``gradcheck_diagnosis.resolve_kinks``).
+  kinks are accounted for (``nanonet.gradcheck.diagnosis.resolve_kinks``).
 - ``diagnosis`` for a failed row: the suspected mistake, or None.
 
-How the objective is evaluated fast is in ``gradcheck_engine`` (prefix
-caching, stacked copies, per-row objectives) and ``gradcheck_grouped``
+How the objective is evaluated fast is in ``nanonet.gradcheck.engine`` (prefix
+caching, stacked copies, per-row objectives) and ``nanonet.gradcheck.grouped``
 (full mode: grouped perturbations of parameters).
 """
 
@@ -29,13 +29,13 @@ import copy
 
 import numpy as np
 
-from ._rng import as_generator
-from .gradcheck_diagnosis import diagnose as _diagnose
-from .gradcheck_diagnosis import resolve_kinks
-from .gradcheck_engine import KinkWatch, Objective
-from .gradcheck_grouped import grouped_numeric
-from .gradcheck_numeric import analytic_jacobian, numeric_directional, numeric_gradient, numerical_jacobian
-from .gradcheck_report import EpsSweep, GradientReport, GradientRow
+from .._rng import as_generator
+from .diagnosis import diagnose as _diagnose
+from .diagnosis import resolve_kinks
+from .engine import KinkWatch, Objective
+from .grouped import grouped_numeric
+from .numeric import analytic_jacobian, numeric_directional, numeric_gradient, numerical_jacobian
+from .report import EpsSweep, GradientReport, GradientRow
 
 __all__ = ["GradientReport", "GradientRow", "EpsSweep", "analytic_jacobian", "check_gradients", "compare",
            "eps_sweep", "freeze_randomness", "numeric_directional", "numeric_gradient", "numerical_jacobian"]

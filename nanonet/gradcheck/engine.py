@@ -23,8 +23,8 @@ forward, restore exactly.
 
 import numpy as np
 
-from .containers import Sequential
-from .losses import MSELoss
+from ..containers import Sequential
+from ..losses import MSELoss
 
 _STACK_ELEMENTS = 1 << 17  # rows of stacked copies per call, in elements of the widest array
 

@@ -7,8 +7,8 @@ which is what keeps them finite for logits of any size.
 import numpy as np
 from scipy import special
 
-from ._checks import check_array, check_backward_ready
-from .losses import Loss, _mean_scale
+from .._checks import check_array, check_backward_ready
+from .base import Loss, _mean_scale
 
 
 def log_softmax(logits):

@@ -1,0 +1,61 @@
+"""The loss contract: ``Loss``, the base class of every loss.
+
+A loss is not a Module: ``forward(pred, target)`` returns a Python float and
+``backward(grad=1.0)`` returns ``dJ/dpred``, an array shaped like ``pred``.
+"""
+
+
+from .._checks import check_array, check_finite
+
+_REDUCTIONS = ("mean", "sum")
+
+
+class Loss:
+    """Base class of losses.
+
+    Subclasses implement ``forward(pred, target) -> float`` and
+    ``backward(grad=1.0) -> dJ/dpred``. Calling the loss runs ``forward``
+    after checking both arrays for NaN/Inf.
+    """
+
+    def __init__(self, reduction="mean"):
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"{type(self).__name__} expected reduction in {_REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+
+    def forward(self, pred, target):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(pred, target)")
+
+    def backward(self, grad=1.0):
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad=1.0)")
+
+    def __call__(self, pred, target):
+        check_finite(self, pred, name="pred")
+        check_finite(self, target, name="target")
+        return self.forward(pred, target)
+
+    def check_pair(self, pred, target):
+        """Both float arrays of the same dtype and exactly the same shape."""
+        check_array(self, pred, name="pred")
+        check_array(self, target, name="target", dtype=pred.dtype)
+        if target.shape != pred.shape:
+            raise ValueError(
+                f"{self!r} expected target of the same shape as pred {pred.shape}, got {target.shape}; "
+                f"nanonet does not broadcast (reshape the target, e.g. y.reshape(-1, 1))"
+            )
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    short_repr = __repr__
+
+
+
+def _mean_scale(loss, count, grad=1.0):
+    """``grad / count`` for reduction="mean", ``grad`` for "sum"."""
+    return float(grad) / count if loss.reduction == "mean" else float(grad)
+
+
