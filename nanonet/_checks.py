@@ -5,6 +5,7 @@ Nothing is cast, broadcast or upcast here: a mismatch is an error.
 """
 
 import math
+import numbers
 
 import numpy as np
 
@@ -15,8 +16,33 @@ def who(module):
     return short() if callable(short) else repr(module)
 
 
-def _shape_text(shape):
+def shape_text(shape):
+    """``(32, 12)``: a shape as error messages write it."""
     return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+_shape_text = shape_text
+
+
+def renamed_error(exc, message):
+    """A new exception of ``exc``'s type carrying ``message``.
+
+    When that type cannot be built from one message, ``exc`` gets the message
+    as a note and None is returned: the caller then re-raises ``exc`` itself.
+    """
+    try:
+        return type(exc)(message)
+    except Exception:
+        exc.add_note(message)
+        return None
+
+
+def check_numeric(module, x, *, name="input"):
+    """Reject anything but an ndarray of numbers (bool, int, float, complex): strings, objects, dates..."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{who(module)} expected {name} to be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype.kind not in "biufc":
+        raise TypeError(f"{who(module)} expected a numeric {name}, got dtype {x.dtype}")
 
 
 def check_array(module, x, *, name="input", dtype=None):
@@ -63,6 +89,10 @@ def check_finite(module, x, *, name="input"):
     if x.__class__ is np.ndarray and x.dtype.kind == "f" and x.size <= 65536:
         if np.isfinite(x).all():
             return
+    elif not isinstance(x, np.ndarray) or x.dtype.kind not in "biufc":
+        check_numeric(module, x, name=name)
+    if x.dtype.kind in "biu":
+        return
     with np.errstate(over="ignore", invalid="ignore"):
         if x.__class__ is np.ndarray and x.dtype.kind == "f":
             flat = x.reshape(-1)
@@ -82,3 +112,42 @@ def check_finite(module, x, *, name="input"):
 def check_backward_ready(module, cache):
     if cache is None:
         raise RuntimeError(f"{who(module)}: backward called before forward; call forward(x) first")
+
+
+def _range_text(low, high, low_open, high_open):
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"{'<' if high_open else '<='} {high:g}"
+
+
+def check_number(owner, name, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
+    """A hyperparameter, checked: a finite real number (an int with ``integer=True``) within the bounds.
+
+    The one helper every layer, loss, optimizer and tool validates its
+    numbers with, so that NaN and Inf are refused everywhere (a check written
+    as ``x <= 0`` lets NaN through). ``owner`` names the culprit: a class
+    name (a str, in ``__init__``) or the object itself. ``low``/``high`` are
+    inclusive unless ``low_open``/``high_open``. Returns ``float(value)`` (or
+    ``int(value)``). bool is not a number here.
+
+    >>> check_number("Dropout", "p", 0.5, low=0, high=1, high_open=True)
+    0.5
+    >>> check_number("LeakyReLU", "negative_slope", float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: LeakyReLU expected a finite negative_slope, got nan
+    """
+    label = owner if isinstance(owner, str) else who(owner)
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
+        what = "an int" if integer else "a real number"
+        raise TypeError(f"{label} expected {name} to be {what}, got {value!r}")
+    if not integer and not math.isfinite(value):
+        raise ValueError(f"{label} expected a finite {name}, got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        raise ValueError(f"{label} expected {name} {_range_text(low, high, low_open, high_open)}, got {value!r}")
+    return int(value) if integer else float(value)

@@ -15,11 +15,10 @@ the :class:`~nanonet.Parameter` object itself. ``module.load_state_dict`` and
 - ``"state.<i>.<key>"``: per-parameter state, e.g. ``step``, ``exp_avg``.
 """
 
-import math
-import numbers
 
 import numpy as np
 
+from .._checks import check_number
 from ..module import Module, Parameter
 
 
@@ -272,31 +271,17 @@ class Optimizer:
         return f"{type(self).__name__}({hyper}; {count} parameters{groups})"
 
 
-# -- hyperparameter checks (ValueError in the constructor) ----------------------
-def _number(opt, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{type(opt).__name__} expected {name} to be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{type(opt).__name__} expected a finite {name}, got {value!r}")
-    return float(value)
-
-
+# -- hyperparameter checks (in the constructor), all through the one shared helper -------------
 def positive(opt, name, value):
-    if not _number(opt, name, value) > 0:
-        raise ValueError(f"{type(opt).__name__} expected {name} > 0, got {value!r}")
+    check_number(type(opt).__name__, name, value, low=0, low_open=True)
 
 
 def non_negative(opt, name, value):
-    if not _number(opt, name, value) >= 0:
-        raise ValueError(f"{type(opt).__name__} expected {name} >= 0, got {value!r}")
+    check_number(type(opt).__name__, name, value, low=0)
 
 
 def in_range(opt, name, value, low, high, *, high_open=True):
-    value = _number(opt, name, value)
-    ok = low <= value < high if high_open else low <= value <= high
-    if not ok:
-        bracket = ")" if high_open else "]"
-        raise ValueError(f"{type(opt).__name__} expected {name} in [{low}, {high}{bracket}, got {value!r}")
+    check_number(type(opt).__name__, name, value, low=low, high=high, high_open=high_open)
 
 
 def flag(opt, name, value):
