@@ -16,7 +16,8 @@ import contextvars
 
 import numpy as np
 
-from ._checks import check_finite
+from . import _contract
+from ._checks import check_finite, who
 
 _DETECT_ANOMALY = contextvars.ContextVar("nanonet_detect_anomaly", default=False)
 
@@ -42,6 +43,18 @@ def detect_anomaly(enabled=True):
 def anomaly_enabled():
     """True inside a ``detect_anomaly()`` block."""
     return _DETECT_ANOMALY.get()
+
+
+def _check_finite_value(module, value, name):
+    """``check_finite`` on an array, on each array of a tuple or list, or on each value of a dict."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(module, item, name=f"{name} {key!r}")
+    elif isinstance(value, (tuple, list)) and value and all(isinstance(v, np.ndarray) for v in value):
+        for i, item in enumerate(value):
+            check_finite(module, item, name=f"{name} {i}")
+    else:
+        check_finite(module, value, name=name)
 
 
 class _State:
@@ -107,25 +120,41 @@ class Module:
     their children's ``forward`` directly, so the check happens once per call.
 
     ``backward`` adds into ``.grad`` and never overwrites it: call
-    ``zero_grad()`` between steps. Calling ``backward`` twice after one
-    ``forward`` accumulates twice (the cache is kept). Calling it before any
-    ``forward`` raises ``RuntimeError``.
+    ``zero_grad()`` between steps. Calling it twice after one ``forward``
+    accumulates twice (the cache is kept).
+
+    **The contract checks what every layer would otherwise repeat.** The
+    ``forward`` and ``backward`` a subclass defines are wrapped once, when
+    the class is created (``__init_subclass__``, see ``nanonet._contract``):
+    an input whose dtype kind is not in ``input_kinds`` is a ``TypeError``,
+    ``backward`` before ``forward`` a ``RuntimeError``, a ``grad_out`` whose
+    shape or dtype differs from the last output a ``ValueError`` or
+    ``TypeError``, and any error raised inside names the module. All of it
+    happens before the layer's own code runs, so nothing changes on failure.
 
     A subclass needs no ``super().__init__()``: ``training`` defaults to True.
 
-    Two class attributes describe a layer to the gradient checker and to
-    ``nanonet.testing.check_layer``:
+    Class attributes that describe a layer to the framework:
 
+    - ``input_kinds``: the numpy dtype kinds its inputs may have: ``"f"``
+      (floating point, the default), ``"iu"`` for integer indices, a tuple
+      with one entry per positional input, or ``None`` when the module checks
+      its inputs itself (containers).
     - ``kinks``: input values where the layer is not differentiable (ReLU:
-      ``(0.0,)``); the checker accepts any subgradient there.
+      ``(0.0,)``); the gradient checker accepts any subgradient there.
     - ``batch_independent``: True when row ``i`` of the output depends only
       on row ``i`` of the input (Linear, activations; not BatchNorm in
       training). The checker then batches perturbations along the rows.
     """
 
     training = True
+    input_kinds = "f"
     kinks = ()
     batch_independent = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _contract.install(cls)
 
     # -- the contract -------------------------------------------------------
     def forward(self, x):
@@ -135,22 +164,44 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_out)")
 
     def __call__(self, x, *more, **options):
-        """``module(x)`` runs ``forward(x)`` after a NaN/Inf check of ``x``.
+        """``module(x)`` runs ``forward(x)`` after checking ``x``'s kind and that it holds no NaN/Inf.
 
-        Any other call (several arguments, a ``name=`` option, or a
-        non-array argument such as a symbolic ``nn.Input`` node or a dict) goes
-        to ``nanonet.containers.graph_build.dispatch_call``: on symbolic nodes
-        it builds a graph node; on arrays it checks each one and runs
-        ``forward(*arrays)`` (merge modules such as ``nn.Add``).
+        Several arrays (merge modules such as ``nn.Add``) are checked each
+        and passed to ``forward(*arrays)``. Called on symbolic graph nodes
+        (an ``nn.Input`` or what a module made of one), it builds a graph
+        node instead: the node's ``graph_call`` does that (see
+        ``nanonet.containers.graph_build``), with ``name=`` as the only option.
         """
-        if more or options or not isinstance(x, np.ndarray):
-            from .containers.graph_build import dispatch_call  # lazy: graph_build imports this file
-
-            return dispatch_call(self, (x, *more), options)
+        if more or options or x.__class__ is not np.ndarray:
+            return self._call_general((x, *more), options)
+        kinds = self.input_kinds
+        if kinds is not None and (kinds.__class__ is not str or x.dtype.kind not in kinds):
+            _contract.check_input_kinds(self, (x,), kinds)
         check_finite(self, x)
         out = self.forward(x)
         if _DETECT_ANOMALY.get():
             check_finite(self, out, name="output (made by this module)")
+        return out
+
+    def _call_general(self, args, options):
+        for arg in args:
+            graph_call = getattr(arg, "graph_call", None)
+            if graph_call is not None:
+                return graph_call(self, args, options)
+        name = options.pop("name", None)
+        if options:
+            raise TypeError(
+                f"{who(self)} call got unexpected keyword argument(s) {sorted(options)}; only name= is allowed"
+            )
+        if name is not None:
+            raise TypeError(f"{who(self)} got name={name!r}, which names a graph node; it was called on arrays")
+        if self.input_kinds is not None:
+            _contract.check_input_kinds(self, args, self.input_kinds)
+        for i, arg in enumerate(args):
+            _check_finite_value(self, arg, "input" if len(args) == 1 else f"input {i}")
+        out = self.forward(*args)
+        if _DETECT_ANOMALY.get():
+            _check_finite_value(self, out, "output (made by this module)")
         return out
 
     # -- structure ----------------------------------------------------------

@@ -12,9 +12,20 @@ inputs as ellipses, layers as boxes, outputs with a double border, and an
 edge label ``k`` on edges that leave output ``k`` of a multi-output layer.
 """
 
-from .containers.graph import Graph
 from .containers.graph_build import infer_output_shapes, shape_text
-from .containers.sequential import Sequential
+from .module import Module
+
+# The containers call this module (``model.summary()``), so it knows them by what they have, not by
+# importing them: a Graph has ``records()`` and ``input_shapes``; a Sequential is a Module that
+# iterates over its children.
+
+
+def _is_graph(model):
+    return isinstance(model, Module) and callable(getattr(model, "records", None))
+
+
+def _is_chain(model):
+    return isinstance(model, Module) and not _is_graph(model) and callable(getattr(type(model), "__iter__", None))
 
 
 def _count(module):
@@ -38,9 +49,9 @@ def _shapes_text(shapes):
 
 def _guess_input_shape(model):
     first = model
-    while isinstance(first, Sequential) and len(first):
+    while _is_chain(first) and len(first):
         first = first[0]
-    if isinstance(first, Graph) and len(first.input_shapes) == 1:
+    if _is_graph(first) and len(first.input_shapes) == 1:
         return first.input_shapes[0]
     features = getattr(first, "in_features", None)
     return (int(features),) if isinstance(features, int) else None
@@ -92,11 +103,11 @@ def summary_text(model, input_shape=None):
         Buffers: 0 values (0 bytes)
         Total size: 128 bytes
     """
-    if isinstance(model, Graph):
+    if _is_graph(model):
         if input_shape is not None:
             raise ValueError("summary_text: a Graph knows its input shapes; do not pass input_shape")
         rows, title = _graph_rows(model), f"Graph: inputs {model.input_names}, outputs {model.output_names}"
-    elif isinstance(model, Sequential):
+    elif _is_chain(model):
         rows, title = _sequential_rows(model, input_shape), "Sequential"
     else:
         raise TypeError(f"summary_text expected a Sequential or a Graph, got {type(model).__name__}")
@@ -105,7 +116,7 @@ def summary_text(model, input_shape=None):
     n_params = sum(p.size for p in params)
     p_bytes = sum(p.value.nbytes for p in params)
     b_bytes = sum(b.value.nbytes for b in buffers)
-    lines = [title] + _table(rows, isinstance(model, Graph))
+    lines = [title] + _table(rows, _is_graph(model))
     lines.append(f"Total params: {n_params:,} ({_bytes_text(p_bytes)})")
     if sum(r[2] for r in rows) != n_params:
         lines.append("(a shared Parameter counts in every row that uses it and once in the total)")

@@ -122,6 +122,8 @@ class EvalChangesState(Scale):
 
 
 class NoChecks(Scale):
+    checks_itself = True  # opts out of the contract's checks, and does none of its own
+
     def forward(self, x):
         self._x = x
         return x * self.s.value

@@ -275,7 +275,7 @@ def test_runtime_errors_name_the_node():
 
     x = nn.Input(2)
     net = nn.Graph(x, Broken()(nn.ReLU()(x), name="bad"))
-    with pytest.raises(ArithmeticError, match=r"Graph\[bad\] .* failed in forward: boom"):
+    with pytest.raises(ArithmeticError, match=r"Graph\[bad\] Broken\(\) failed in forward.*: boom"):
         net(np.ones((3, 2)))
 
 

@@ -148,7 +148,7 @@ def test_backward_checks():
         add.backward(np.ones((2, 4)))
     split = nn.Split([1, 2])
     split(np.ones((2, 3)))
-    with pytest.raises(TypeError, match="expected a tuple of 2 gradients, got ndarray"):
+    with pytest.raises(TypeError, match="expected a tuple of 2 gradients.*got ndarray"):
         split.backward(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"grad_out 1 of shape \(2, 2\), got \(2, 1\)"):
         split.backward((np.ones((2, 1)), np.ones((2, 1))))

@@ -19,7 +19,7 @@ from .._checks import check_array, check_backward_ready, check_finite, who
 from ..module import Module, anomaly_enabled
 from .graph_build import shape_text
 from .graph_plan import compile_graph
-from .sequential import child_error
+from .sequential import check_no_reuse, child_error
 
 
 class Graph(Module):
@@ -84,9 +84,13 @@ class Graph(Module):
         (5, 3)
     """
 
+    input_kinds = None  # checked per input by _bind_inputs
+    checks_itself = True  # names the failing node instead (see nanonet._contract)
+
     def __init__(self, inputs, outputs):
         plan = compile_graph(inputs, outputs)
         self._layers = [step.module for step in plan.steps]
+        check_no_reuse("Graph", ((repr(s.name), s.module) for s in plan.steps))
         self._steps = [(s.module, s.in_slots, s.out_slots, s.multi, len(s.in_slots) == 1 and not s.multi)
                        for s in plan.steps]
         self._layer_names = [s.name for s in plan.steps]

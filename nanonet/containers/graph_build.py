@@ -3,7 +3,7 @@
 A ``Node`` is a symbolic array: it knows its *feature shape* (the shape
 without the batch axis) and the ``Call`` that made it. ``nn.Input(10)`` is a
 node with no producer. Calling a module on nodes (``nn.Linear(10, 4)(x)``)
-goes through ``Module.__call__`` to ``dispatch_call`` here, which infers the
+goes through ``Module.__call__`` to the node's ``graph_call`` here, which infers the
 output shape at once (so a shape mismatch fails on the line that made it) and
 returns the new node (a tuple of nodes for a multi-output module like
 ``nn.Split``). ``nn.Graph(inputs, outputs)`` then turns the nodes into a
@@ -21,8 +21,8 @@ import copy
 
 import numpy as np
 
-from .._checks import check_finite, who
-from ..module import Module, anomaly_enabled
+from .._checks import renamed_error, who
+from ..module import Module
 
 PROBE_BATCH = 2
 
@@ -45,6 +45,29 @@ class Node:
         self.shape = tuple(shape)
         self.call = call
         self.index = index
+
+    def graph_call(self, module, args, options):
+        """``module(*args, name=...)`` when an argument is a node: build and return the output node(s).
+
+        ``Module.__call__`` hands any call with a node among its arguments to
+        the node, so the contract (``nanonet.module``) needs to know nothing
+        of graphs.
+        """
+        name = options.pop("name", None)
+        if options:
+            raise TypeError(
+                f"{who(module)} call got unexpected keyword argument(s) {sorted(options)}; only name= is allowed"
+            )
+        symbolic = [isinstance(a, Node) for a in args]
+        if not all(symbolic):
+            bad = type(args[symbolic.index(False)]).__name__
+            raise TypeError(
+                f"{who(module)} was called on graph nodes mixed with a {bad}: when building a graph "
+                f"every argument must be a node (an nn.Input or the output of a module called on one)"
+            )
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"{who(module)} expected name to be a non-empty str, got {name!r}")
+        return build_call(module, args, name)
 
     def describe(self):
         """How error messages name this node before the graph names it."""
@@ -112,62 +135,6 @@ class Call:
         return f"<Call {who(self.module)} on {len(self.inputs)} node(s)>"
 
 
-def retyped(exc, message):
-    """A new exception of ``exc``'s type with ``message``, or None if that type can't take one."""
-    try:
-        return type(exc)(message)
-    except Exception:
-        exc.add_note(message)
-        return None
-
-
-def dispatch_call(module, args, options):
-    """``module(*args, **options)`` for anything but a single plain array.
-
-    On symbolic nodes: build and return the output node(s). On arrays: check
-    each for NaN/Inf, then return ``module.forward(*args)``.
-    """
-    name = options.pop("name", None)
-    if options:
-        raise TypeError(
-            f"{who(module)} call got unexpected keyword argument(s) {sorted(options)}; only name= is allowed"
-        )
-    symbolic = [isinstance(a, Node) for a in args]
-    if any(symbolic):
-        if not all(symbolic):
-            bad = type(args[symbolic.index(False)]).__name__
-            raise TypeError(
-                f"{who(module)} was called on graph nodes mixed with a {bad}: when building a graph "
-                f"every argument must be a node (an nn.Input or the output of a module called on one)"
-            )
-        if name is not None and (not isinstance(name, str) or not name):
-            raise TypeError(f"{who(module)} expected name to be a non-empty str, got {name!r}")
-        return build_call(module, args, name)
-    if name is not None:
-        raise TypeError(f"{who(module)} got name={name!r}, which names a graph node; it was called on arrays")
-    return run_on_arrays(module, args)
-
-
-def _check_finite_value(module, value, name):
-    if isinstance(value, dict):
-        for key, item in value.items():
-            check_finite(module, item, name=f"{name} {key!r}")
-    elif isinstance(value, (tuple, list)) and value and all(isinstance(v, np.ndarray) for v in value):
-        for i, item in enumerate(value):
-            check_finite(module, item, name=f"{name} {i}")
-    else:
-        check_finite(module, value, name=name)
-
-
-def run_on_arrays(module, args):
-    """The array path for several arguments (or one non-array, e.g. a dict)."""
-    for i, arg in enumerate(args):
-        _check_finite_value(module, arg, "input" if len(args) == 1 else f"input {i}")
-    out = module.forward(*args)
-    if anomaly_enabled():
-        _check_finite_value(module, out, "output (made by this module)")
-    return out
-
 
 def build_call(module, nodes, name=None):
     """Infer the output shape(s) of ``module`` on ``nodes``; return the new node(s)."""
@@ -195,7 +162,7 @@ def infer_output_shapes(module, input_shapes, nodes=None, name=None):
         else:
             given = "feature shape(s) " + ", ".join(str(tuple(s)) for s in input_shapes)
         how = "" if callable(method) else f" [inferred by running forward on a zero batch of {PROBE_BATCH} rows]"
-        new = retyped(exc, f"{label} cannot take {given}{how}: {exc}")
+        new = renamed_error(exc, f"{label} cannot take {given}{how}: {exc}")
         if new is None:
             raise
         raise new from exc
@@ -259,4 +226,4 @@ def shared_copy(module):
     return copy.deepcopy(module, memo)
 
 
-__all__ = ["Call", "Input", "Node", "dispatch_call", "infer_output_shapes", "shared_copy"]
+__all__ = ["Call", "Input", "Node", "infer_output_shapes", "shared_copy"]

@@ -1,6 +1,7 @@
 """Sequential: a chain of modules."""
 
-from .._checks import check_finite
+from .._checks import check_finite, renamed_error, who
+from .._contract import unwrapped
 from ..module import Module, anomaly_enabled
 
 
@@ -11,13 +12,32 @@ def child_error(container, index, child, exc, phase):
     (nearly all do); otherwise the original gets a note and None is returned,
     so that the caller re-raises the original.
     """
-    message = f"{type(container).__name__}[{index}] {child.short_repr()} failed in {phase}: {exc}"
-    try:
-        new = type(exc)(message)
-    except Exception:
-        exc.add_note(message)
-        return None
-    return new
+    text = str(exc)
+    if not text.startswith(f"{child.short_repr()} failed in {phase}"):  # the contract named the child already
+        text = f"{child.short_repr()} failed in {phase}: {text}"
+    return renamed_error(exc, f"{type(container).__name__}[{index}] {text}")
+
+
+def check_no_reuse(owner, named):
+    """Refuse a module instance that appears twice in ``named`` (``(label, module)`` pairs) or below them.
+
+    A module keeps the cache of its last ``forward`` for ``backward``; used
+    twice in one model, the second call overwrites what the first call's
+    backward needs, and the gradients are silently wrong. Weight tying is
+    done with ``nn.shared_copy(module)``: a second instance with the same
+    Parameters and a cache of its own.
+    """
+    seen = {}
+    for label, module in named:
+        for i, m in enumerate(module.modules()):
+            where = label if i == 0 else f"{label} (inside it)"
+            first = seen.setdefault(id(m), where)
+            if first is not where:
+                raise ValueError(
+                    f"{owner}: the module instance {who(m)} is used twice, at {first} and at {where}; "
+                    f"its second forward would overwrite the cache the first one's backward needs. "
+                    f"To share weights, use nn.shared_copy(module): a new instance with the same Parameters"
+                )
 
 
 class Sequential(Module):
@@ -61,10 +81,14 @@ class Sequential(Module):
         (5, 1)
     """
 
+    input_kinds = None  # the first child checks the input
+    checks_itself = True  # names the failing child instead (see nanonet._contract)
+
     def __init__(self, *modules):
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential expected Module arguments, got {type(m).__name__} at position {i}")
+        check_no_reuse("Sequential", ((f"position {i}", m) for i, m in enumerate(modules)))
         self._layers = list(modules)
 
     def named_children(self):
@@ -77,7 +101,9 @@ class Sequential(Module):
     def append(self, module):
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append expected a Module, got {type(module).__name__}")
-        self._layers.append(module)
+        layers = self._layers + [module]
+        check_no_reuse("Sequential.append", ((f"position {i}", m) for i, m in enumerate(layers)))
+        self._layers = layers
         return self
 
     def summary(self, input_shape=None, print_fn=print):
@@ -197,4 +223,4 @@ def _takes_buffers(cls):
     if cls is None:
         return False
     methods = getattr(cls, "_into_methods", None)
-    return methods is not None and methods == (cls.forward, cls.backward)
+    return methods is not None and methods == (unwrapped(cls.forward), unwrapped(cls.backward))

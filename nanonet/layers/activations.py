@@ -62,6 +62,7 @@ class ReLU(Module):
             mask = np.empty(x.shape, dtype=bool)
         np.greater(x, 0, out=mask)
         self._mask = mask
+        self._last_output = (x.shape, x.dtype)  # what the contract checks backward's grad_out against
         if out is None or out.shape != x.shape or out.dtype != x.dtype:
             return np.maximum(x, 0)
         return np.maximum(x, 0, out=out)
@@ -91,13 +92,10 @@ class _Elementwise(Module):
         self._cache = None
 
     def forward(self, x):
-        check_array(self, x)
         out, self._cache = self._forward(x)
         return out
 
     def backward(self, grad_out):
-        check_backward_ready(self, self._cache)
-        check_same_shape(self, grad_out, self._cache.shape)
         return grad_out * self._derivative(self._cache)
 
 

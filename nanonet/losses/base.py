@@ -5,6 +5,7 @@ A loss is not a Module: ``forward(pred, target)`` returns a Python float and
 """
 
 
+from .. import _contract
 from .._checks import check_array, check_finite
 
 _REDUCTIONS = ("mean", "sum")
@@ -16,7 +17,19 @@ class Loss:
     Subclasses implement ``forward(pred, target) -> float`` and
     ``backward(grad=1.0) -> dJ/dpred``. Calling the loss runs ``forward``
     after checking both arrays for NaN/Inf.
+
+    As for modules, the contract wraps a subclass's ``forward`` and
+    ``backward`` (``nanonet._contract``): ``backward`` before ``forward`` is a
+    ``RuntimeError`` and an error raised inside names the loss. The pair
+    (``pred``, ``target``) is checked by the loss itself (``check_pair``), as
+    its rules differ from loss to loss (class indices, probabilities).
     """
+
+    input_kinds = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _contract.install(cls)
 
     def __init__(self, reduction="mean"):
         if reduction not in _REDUCTIONS:

@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from .._checks import check_backward_ready, check_finite
+from .._contract import UNCHECKED
 from .base import Loss, _mean_scale
 
 
@@ -75,6 +76,7 @@ class MSELoss(Loss):
 
     def _finish(self, diff, total):
         self._spare, self._diff = self._diff, diff
+        self._last_output = UNCHECKED  # for the contract's backward check: the fused __call__ skips forward
         return total / diff.size if self.reduction == "mean" else total
 
     def backward(self, grad=1.0):
