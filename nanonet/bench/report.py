@@ -117,6 +117,10 @@ def other_tables(result):
                 for name, p in gc["peers"].items()]
         parts.append(f"Gradient check of the {gc['model']} ({gc['elements']} elements: input and parameters):\n\n"
                      + _table(["checker", "median", "result", "faster than torch default"], rows))
+    if result.get("conv"):
+        from .conv import render as conv_render
+
+        parts.append(conv_render(result["conv"]))
     if result.get("gemm_ceiling"):
         rows = [[dt, f"{c['size']}²"] + [f"{c['peers'][p]:.1f}" if p in c["peers"] else "—" for p in ("numpy", "torch")]
                 for dt, c in result["gemm_ceiling"].items()]
@@ -136,12 +140,10 @@ def render(result):
     skipped = result.get("skipped") or {}
     lines = [f"nanonet bench ({'quick' if result['meta']['quick'] else 'full'}), "
              f"{result['meta']['machine']['cpu']}, {result['meta']['machine']['cores']} cores, "
-             f"{result['meta']['date']}",
-             "",
-             "Training step (forward, MSE, backward, SGD) of in -> H -> H -> 1; median time as a ratio "
-             "to the seed's numpy (lower is faster; ± is the interquartile range):",
-             "",
-             step_table(result)]
+             f"{result['meta']['date']}"]
+    if result.get("steps"):
+        lines += ["", "Training step (forward, MSE, backward, SGD) of in -> H -> H -> 1; median time as a ratio "
+                  "to the seed's numpy (lower is faster; ± is the interquartile range):", "", step_table(result)]
     other = other_tables(result)
     if other:
         lines += ["", other]
@@ -159,7 +161,7 @@ def plot(result, path):
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, dt in zip(axes, ("float64", "float32")):
-        rows = sorted((r for r in result["steps"] if r["dtype"] == dt), key=lambda r: r["flops"])
+        rows = sorted((r for r in result.get("steps", []) if r["dtype"] == dt), key=lambda r: r["flops"])
         for name in peers_mod.PEERS:
             pts = [(r["flops"], r["peers"][name]["ratio"]) for r in rows if name in r["peers"]]
             if pts:

@@ -89,7 +89,12 @@ class _MaxPoolNd(_Pool):
         self._pad_buf = None
 
     def _windows(self, x):
-        """``(windows (N, C, *out, K) copy, argmax (N, C, *out), pads, sizes)`` for input ``x``."""
+        """``(max (N, C, *out), argmax (N, C, *out) over the flattened window, pads, sizes)`` for ``x``.
+
+        One pass per kernel offset over strided views: ``np.maximum`` and a
+        strict ``>`` (so the first maximum wins, as PyTorch), never an
+        argmax along a tiny axis.
+        """
         check_input(self, x, None, self._dims, None)
         sizes = self._sizes(x.shape[2:])
         pads = self._pads(x.shape[2:], sizes)
@@ -97,8 +102,16 @@ class _MaxPoolNd(_Pool):
         if xp is not x:
             self._pad_buf = xp
         win = window_view(xp, self.kernel_size, self.stride, self.dilation, sizes)
-        flat = win.reshape(win.shape[:2 + self._dims] + (-1,))
-        return flat, flat.argmax(axis=-1), pads, sizes
+        offsets = list(np.ndindex(*self.kernel_size))
+        best = win[(Ellipsis,) + offsets[0]].copy()
+        arg = np.zeros(best.shape, dtype=np.int8 if len(offsets) < 128 else np.intp)
+        better = np.empty(best.shape, dtype=bool)
+        for k, offset in enumerate(offsets[1:], start=1):
+            view = win[(Ellipsis,) + offset]
+            np.greater(view, best, out=better)
+            np.copyto(arg, k, where=better)
+            np.maximum(best, view, out=best)
+        return best, arg, pads, sizes
 
     def kink_pieces(self, x):
         """Which input of each window is its maximum: a change of winner crosses a kink (a tie)."""
@@ -106,8 +119,7 @@ class _MaxPoolNd(_Pool):
 
     def forward(self, x):
         """x: (N, C, *spatial) -> (N, C, *out), each window's maximum."""
-        flat, arg, pads, sizes = self._windows(x)
-        out = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+        out, arg, pads, sizes = self._windows(x)
         padded = x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
         base, offsets = self._index(x.shape, padded, sizes)
         self._winner = base + offsets[arg]
