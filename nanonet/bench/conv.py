@@ -233,20 +233,13 @@ def conv_steps(names, skips, *, dtypes=("float64", "float32"), repeats=9, min_ti
 
 def render(rows):
     """The conv table (ratios to numpy-ref) and nanonet's slowest layers, as Markdown-ish text."""
-    from .report import _fmt_time, _table
+    from .report import _fmt_time, _table, ratio_cell
 
     names = [n for n in ("numpy-ref",) + CONV_PEERS[1:] if any(n in r["peers"] for r in rows)]
     body = []
     for r in rows:
         cells = [f"{r['problem']} ({r['batch']}×{'×'.join(str(d) for d in r['input'])}) f{r['dtype'][5:]}"]
-        for name in names:
-            peer = r["peers"].get(name)
-            if peer is None:
-                cells.append("skipped")
-            elif name == "numpy-ref":
-                cells.append(f"1.00 ({_fmt_time(peer['median'])})")
-            else:
-                cells.append(f"{peer['ratio']:.2f} ±{peer['spread'] * peer['ratio']:.2f}")
+        cells += [ratio_cell(r["peers"].get(name), name == "numpy-ref") for name in names]
         if "torch" in r["peers"] and "nanonet" in r["peers"]:
             cells.append(f"{r['peers']['nanonet']['median'] / r['peers']['torch']['median']:.2f}")
         else:

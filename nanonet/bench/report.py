@@ -69,6 +69,15 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def ratio_cell(peer, reference):
+    """A table cell: the reference's ``1.00 (time)``, another peer's ``ratio ±spread``, or ``skipped``."""
+    if peer is None:
+        return "skipped"
+    if reference:
+        return f"1.00 ({_fmt_time(peer['median'])})"
+    return f"{peer['ratio']:.2f} ±{peer['spread'] * peer['ratio']:.2f}"
+
+
 def step_table(result):
     """Ratios to the seed per size and dtype (lower is faster), seed time in brackets."""
     names = [n for n in peers_mod.PEERS if any(n in row["peers"] for row in result["steps"])]
@@ -76,14 +85,7 @@ def step_table(result):
     rows = []
     for row in result["steps"]:
         cells = [f"{row['size'].replace('x', '×')} f{row['dtype'][5:]}"]
-        for name in names:
-            peer = row["peers"].get(name)
-            if peer is None:
-                cells.append("skipped")
-            elif name == "seed":
-                cells.append(f"1.00 ({_fmt_time(peer['median'])})")
-            else:
-                cells.append(f"{peer['ratio']:.2f} ±{peer['spread'] * peer['ratio']:.2f}")
+        cells += [ratio_cell(row["peers"].get(name), name == "seed") for name in names]
         nano = row["peers"].get("nanonet", {})
         cells.append(f"{nano['of_ceiling'] * 100:.0f} %" if nano.get("of_ceiling") else "n/a")
         rows.append(cells)

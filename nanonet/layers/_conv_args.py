@@ -19,6 +19,19 @@ _AXIS_NAMES = {1: ("L",), 2: ("H", "W")}
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def per_axis(owner, name, value, count, check_one, what="an int"):
+    """``value`` (one value, or a tuple/list of ``count``) as a tuple of ``count`` values, each through ``check_one``.
+
+    >>> per_axis("ZeroPad2d", "padding", 1, 4, int)
+    (1, 1, 1, 1)
+    """
+    if isinstance(value, (tuple, list)):
+        if len(value) != count:
+            raise ValueError(f"{owner} expected {name} to be {what} or a tuple of {count} of them, got {value!r}")
+        return tuple(check_one(v) for v in value)
+    return (check_one(value),) * count
+
+
 def int_tuple(owner, name, value, dims, *, low=1):
     """``value`` (an int or a tuple/list of ``dims`` ints, each >= ``low``) as a tuple of ``dims`` ints.
 
@@ -27,11 +40,7 @@ def int_tuple(owner, name, value, dims, *, low=1):
     >>> int_tuple("Conv2d", "stride", (1, 2), 2)
     (1, 2)
     """
-    if isinstance(value, (tuple, list)):
-        if len(value) != dims:
-            raise ValueError(f"{owner} expected {name} to be an int or a tuple of {dims} ints, got {value!r}")
-        return tuple(check_number(owner, name, v, low=low, integer=True) for v in value)
-    return (check_number(owner, name, value, low=low, integer=True),) * dims
+    return per_axis(owner, name, value, dims, lambda v: check_number(owner, name, v, low=low, integer=True))
 
 
 def padding_pairs(owner, padding, dims, kernel, dilation, stride):

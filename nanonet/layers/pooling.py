@@ -21,7 +21,7 @@ import numpy as np
 
 from .._checks import check_number
 from ..module import Module
-from ._conv_args import check_feature_shape, check_input, int_tuple, output_sizes
+from ._conv_args import check_feature_shape, check_input, int_tuple, output_sizes, per_axis
 from ._im2col import col2im_add, pad, pad_adjoint, window_view
 
 
@@ -308,15 +308,11 @@ class AdaptiveAvgPool2d(Module):
     batch_independent = True
 
     def __init__(self, output_size):
-        if isinstance(output_size, (tuple, list)):
-            if len(output_size) != 2:
-                raise ValueError(f"AdaptiveAvgPool2d expected output_size to be an int or a pair, "
-                                 f"got {output_size!r}")
-            self.output_size = tuple(None if v is None else check_number(
-                "AdaptiveAvgPool2d", "output_size", v, low=1, integer=True) for v in output_size)
-        else:
-            self.output_size = (check_number("AdaptiveAvgPool2d", "output_size", output_size, low=1,
-                                             integer=True),) * 2
+        self.output_size = per_axis("AdaptiveAvgPool2d", "output_size", output_size, 2, lambda v: None if v is None
+                                    else check_number("AdaptiveAvgPool2d", "output_size", v, low=1, integer=True),
+                                    what="an int (or None)")
+        if self.output_size == (None, None) and not isinstance(output_size, (tuple, list)):
+            raise TypeError(f"AdaptiveAvgPool2d expected output_size to be an int or a pair, got {output_size!r}")
         self._matrices = None
         self._x_shape = None
 

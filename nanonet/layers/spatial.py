@@ -6,7 +6,7 @@ import numpy as np
 
 from .._checks import check_number, who
 from ..module import Module
-from ._conv_args import check_feature_shape, check_input
+from ._conv_args import check_feature_shape, check_input, per_axis
 
 
 class ZeroPad2d(Module):
@@ -29,13 +29,8 @@ class ZeroPad2d(Module):
     batch_independent = True
 
     def __init__(self, padding):
-        if isinstance(padding, (tuple, list)):
-            if len(padding) != 4:
-                raise ValueError(f"ZeroPad2d expected padding to be an int or (left, right, top, bottom), "
-                                 f"got {padding!r}")
-            self.padding = tuple(check_number("ZeroPad2d", "padding", p, integer=True) for p in padding)
-        else:
-            self.padding = (check_number("ZeroPad2d", "padding", padding, integer=True),) * 4
+        self.padding = per_axis("ZeroPad2d", "padding", padding, 4,
+                                lambda p: check_number("ZeroPad2d", "padding", p, integer=True))
         self._x_shape = None
 
     def _pairs(self):
@@ -129,20 +124,13 @@ class Upsample(Module):
         self.mode = mode
         self.size = self.scale_factor = None
         if size is not None:
-            self.size = self._pair("size", size, lambda v: check_number("Upsample", "size", v, low=1, integer=True))
+            self.size = per_axis("Upsample", "size", size, 2,
+                                 lambda v: check_number("Upsample", "size", v, low=1, integer=True))
         else:
-            self.scale_factor = self._pair("scale_factor", scale_factor, lambda v: check_number(
-                "Upsample", "scale_factor", v, low=0, low_open=True))
+            self.scale_factor = per_axis("Upsample", "scale_factor", scale_factor, 2, lambda v: check_number(
+                "Upsample", "scale_factor", v, low=0, low_open=True), what="a number")
         self._index = None
         self._x_shape = None
-
-    @staticmethod
-    def _pair(name, value, check):
-        if isinstance(value, (tuple, list)):
-            if len(value) != 2:
-                raise ValueError(f"Upsample expected {name} to be a number or a pair, got {value!r}")
-            return tuple(check(v) for v in value)
-        return (check(value),) * 2
 
     def _sizes(self, spatial):
         if self.size is not None:
