@@ -105,7 +105,8 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
     if "conv" in parts:
         log("conv steps ...")
         result["conv"] = conv.conv_steps(names, skips, dtypes=dtypes, repeats=repeats, min_time=min_time,
-                                         settle=settle, log=log)
+                                         settle=settle, problems=("digits",) if quick else tuple(conv.PROBLEMS),
+                                         log=log)
     result["meta"]["machine"] = report.machine_info()
     result["skipped"] = dict(skips)
     return result

@@ -221,11 +221,12 @@ def conv_steps(names, skips, *, dtypes=("float64", "float32"), repeats=9, min_ti
                     cases[peer] = MAKERS[peer](problem)
                 except peers_mod.PeerUnavailable as exc:
                     skips.note(peer, exc)
-            stats = interleave(cases, repeats=repeats, min_time=min_time, warmup=3, settle=settle)
+            stats = interleave(cases, repeats=repeats, min_time=min_time, warmup=1 if repeats < 5 else 3,
+                               settle=settle)
             row = {"problem": name, "batch": int(problem.x.shape[0]), "input": list(problem.x.shape[1:]),
                    "dtype": dt, "peers": with_ratios(stats, reference="numpy-ref")}
             if "nanonet" in names:
-                row["nanonet_profile"] = profile(problem, repeats=max(3, repeats))
+                row["nanonet_profile"] = profile(problem, repeats=repeats)
             results.append(row)
             log(f"  conv {name} {dt}: " + ", ".join(f"{k} {v['ratio']:.2f}" for k, v in row["peers"].items()))
     return results
