@@ -101,5 +101,7 @@ def test_conv_peers_take_the_same_step_and_the_conv_part_reports():
     (row,) = rows
     assert set(row["peers"]) == {"numpy-ref", "nanonet"} and row["peers"]["numpy-ref"]["ratio"] == 1.0
     assert {p["phase"] for p in row["nanonet_profile"]} == {"forward", "backward"}
-    text = conv.render(rows)
+    from nanonet.bench.report import conv_table
+
+    text = conv_table(rows)
     assert "digits (64×1×8×8) f32" in text and "where the time goes" in text

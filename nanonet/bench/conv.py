@@ -231,29 +231,3 @@ def conv_steps(names, skips, *, dtypes=("float64", "float32"), repeats=9, min_ti
             log(f"  conv {name} {dt}: " + ", ".join(f"{k} {v['ratio']:.2f}" for k, v in row["peers"].items()))
     return results
 
-
-def render(rows):
-    """The conv table (ratios to numpy-ref) and nanonet's slowest layers, as Markdown-ish text."""
-    from .report import _fmt_time, _table, ratio_cell
-
-    names = [n for n in ("numpy-ref",) + CONV_PEERS[1:] if any(n in r["peers"] for r in rows)]
-    body = []
-    for r in rows:
-        cells = [f"{r['problem']} ({r['batch']}×{'×'.join(str(d) for d in r['input'])}) f{r['dtype'][5:]}"]
-        cells += [ratio_cell(r["peers"].get(name), name == "numpy-ref") for name in names]
-        if "torch" in r["peers"] and "nanonet" in r["peers"]:
-            cells.append(f"{r['peers']['nanonet']['median'] / r['peers']['torch']['median']:.2f}")
-        else:
-            cells.append("n/a")
-        body.append(cells)
-    text = ("CNN training step (forward, cross-entropy, backward, SGD); median time as a ratio to the "
-            "hand-written numpy im2col reference (lower is faster):\n\n"
-            + _table(["problem, dtype"] + names + ["nanonet / torch"], body))
-    for r in rows:
-        prof = sorted(r.get("nanonet_profile") or [], key=lambda p: -p["median"])[:4]
-        if prof:
-            total = sum(p["median"] for p in r["nanonet_profile"])
-            text += (f"\n\nnanonet {r['problem']} f{r['dtype'][5:]}, where the time goes (sum of layer "
-                     f"calls {_fmt_time(total)}): " + "; ".join(
-                         f"{p['layer'].split('(')[0]} {p['phase']} {p['median'] / total:.0%}" for p in prof))
-    return text
