@@ -35,6 +35,19 @@ from .layers import (
     Split,
     Tanh,
 )
+from .layers import (  # convolutional networks
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BatchNorm2d,
+    Conv1d,
+    Conv2d,
+    ConvTranspose2d,
+    Dropout2d,
+    MaxPool1d,
+    MaxPool2d,
+    Upsample,
+    ZeroPad2d,
+)
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss, MSELoss
 from .module import Buffer, Module, Parameter, detect_anomaly
 from .serialization import load, save
@@ -48,6 +61,9 @@ __all__ = [
     # layers
     "Add", "BatchNorm1d", "Concat", "Dropout", "ELU", "Flatten", "GELU", "Identity", "LayerNorm",
     "LeakyReLU", "Linear", "Multiply", "ReLU", "Sigmoid", "Softplus", "Split", "Tanh",
+    # convolutional networks
+    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose2d", "Dropout2d",
+    "MaxPool1d", "MaxPool2d", "Upsample", "ZeroPad2d",
     # containers
     "Graph", "Input", "Sequential", "shared_copy",
     # losses

@@ -34,3 +34,28 @@ def make_regression(n_train=500, n_test=200, n_features=10, *, noise=0.1, rng=0)
     y = 2.0 * np.tanh(x @ u) + (x @ v) ** 2 + noise * gen.standard_normal(n_train + n_test)
     y = y.reshape(-1, 1)
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+def load_digits(*, dtype=np.float64):
+    """The 8x8 handwritten digits (UCI, 1,797 images, 10 classes), shipped with nanonet: no download.
+
+    The data are stored in the package (``nanonet/_data/digits.npz``; source
+    and licence, CC BY 4.0, in ``nanonet/_data/README.md``) and are the same
+    as ``sklearn.datasets.load_digits()``.
+
+    Returns:
+        ``(images, labels)``: images ``(1797, 1, 8, 8)`` of ``dtype``, the
+        pixel counts 0..16 divided by 16 (so in [0, 1]), NCHW with one
+        channel; labels ``(1797,)`` int64 in 0..9.
+
+    Example:
+        >>> images, labels = load_digits()
+        >>> images.shape, labels.shape, float(images.max()), sorted(set(labels.tolist())) == list(range(10))
+        ((1797, 1, 8, 8), (1797,), 1.0, True)
+    """
+    from importlib import resources
+
+    with resources.files("nanonet").joinpath("_data", "digits.npz").open("rb") as f, \
+            np.load(f, allow_pickle=False) as data:
+        images, labels = data["images"], data["labels"]
+    return (images[:, None] / np.float64(16)).astype(dtype), labels.astype(np.int64)

@@ -1,4 +1,4 @@
-"""``nanonet demo``: the seed's whole exercise in a few lines.
+"""``nanonet demo``: the seed's whole exercise in a few lines (``nanonet demo digits``: a CNN, see ``demo_digits``).
 
 Build the 3-layer ReLU regression network, check every gradient (each row
 named, PASS or FAIL), train it with ``nn.fit`` on full batches for 100 epochs
@@ -59,18 +59,28 @@ def run(epochs=100, seed=0, hidden=(64, 64), lr=None, optimizer="sgd", plot=None
 
 
 def add_arguments(parser):
-    parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
+    parser.add_argument("task", nargs="?", choices=("regression", "digits"), default="regression",
+                        help="regression: the seed's exercise (default); digits: a CNN on the 8x8 digits "
+                             "(see nanonet.demo_digits)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 100; digits: 12)")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, weights and checks (default 0)")
-    parser.add_argument("--hidden", default="64,64", help="hidden widths, comma separated (default 64,64)")
+    parser.add_argument("--hidden", default=None, help="hidden widths, comma separated (default 64,64)")
     parser.add_argument("--lr", type=float, default=None,
                         help="learning rate (default 0.05 for sgd, 0.01 for adam)")
-    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None,
                         help="sgd (plain gradient descent, the seed's) or adam (default sgd)")
     parser.add_argument("--plot", metavar="PATH", default=None,
                         help="save the loss curve as a PNG at PATH (needs matplotlib: pip install nanonet[plot])")
 
 
 def main(args):
+    if args.task == "digits":
+        from .demo_digits import main as digits_main
+
+        return digits_main(args)
+    args.epochs = 100 if args.epochs is None else args.epochs
+    args.hidden = "64,64" if args.hidden is None else args.hidden
+    args.optimizer = args.optimizer or "sgd"
     try:
         hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
     except ValueError:

@@ -141,7 +141,10 @@ class Module:
       with one entry per positional input, or ``None`` when the module checks
       its inputs itself (containers).
     - ``kinks``: input values where the layer is not differentiable (ReLU:
-      ``(0.0,)``); the gradient checker accepts any subgradient there.
+      ``(0.0,)``); the gradient checker accepts any subgradient there. A
+      kink between inputs (max pooling's ties) is named by a string, and the
+      layer's ``kink_pieces(x)`` says which smooth piece each output is on
+      (see ``nanonet.gradcheck.engine.kink_piece_function``).
     - ``batch_independent``: True when row ``i`` of the output depends only
       on row ``i`` of the input (Linear, activations; not BatchNorm in
       training). The checker then batches perturbations along the rows.

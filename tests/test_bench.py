@@ -77,3 +77,31 @@ def test_isolated_steps_run_each_peer_in_its_own_process():
     assert result["meta"]["isolated_steps"] is True
     assert set(row["peers"]) == {"seed", "nanonet", "numpy-inplace"}
     assert row["peers"]["seed"]["ratio"] == 1.0 and row["peers"]["nanonet"]["median"] > 0
+
+
+def test_conv_peers_take_the_same_step_and_the_conv_part_reports():
+    import numpy as np
+
+    from nanonet.bench import conv
+
+    for name in conv.PROBLEMS:
+        problem = conv.ConvProblem.make(name, np.float64, rng=0)
+        steps = {peer: make(problem) for peer, make in conv.MAKERS.items() if peer in ("numpy-ref", "nanonet")}
+        for step in steps.values():
+            step()
+            step()
+        for got, want, old in zip(steps["nanonet"].params(), steps["numpy-ref"].params(), problem.params):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+            assert not np.array_equal(want, old)
+    from nanonet.bench.workloads import Skips
+
+    skips = Skips()
+    rows = conv.conv_steps(["nanonet"], skips, dtypes=("float32",), repeats=1, min_time=0.0, problems=("digits",),
+                           log=lambda s: None)
+    (row,) = rows
+    assert set(row["peers"]) == {"numpy-ref", "nanonet"} and row["peers"]["numpy-ref"]["ratio"] == 1.0
+    assert {p["phase"] for p in row["nanonet_profile"]} == {"forward", "backward"}
+    from nanonet.bench.report import conv_table
+
+    text = conv_table(rows)
+    assert "digits (64×1×8×8) f32" in text and "where the time goes" in text

@@ -14,9 +14,9 @@ import contextlib
 import datetime
 import sys
 
-from . import baseline, isolated, layers, peers, report, workloads
+from . import baseline, conv, isolated, layers, peers, report, workloads
 
-PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory")
+PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory", "conv")
 
 
 def add_arguments(parser):
@@ -102,6 +102,11 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
         log("memory ...")
         sizes = workloads.QUICK_SIZES[:1] if quick else [(500, 10, 64), (1024, 256, 1024)]
         result["memory"] = workloads.memory(names, sizes, skips)
+    if "conv" in parts:
+        log("conv steps ...")
+        result["conv"] = conv.conv_steps(names, skips, dtypes=dtypes, repeats=repeats, min_time=min_time,
+                                         settle=settle, problems=("digits",) if quick else tuple(conv.PROBLEMS),
+                                         log=log)
     result["meta"]["machine"] = report.machine_info()
     result["skipped"] = dict(skips)
     return result

@@ -257,14 +257,41 @@ class Objective:
         return plus.reshape(base.shape), minus.reshape(base.shape)
 
 
+def kink_levels(obj):
+    """The input values a module (or loss) declares as kinks: the numbers in its ``kinks``."""
+    return tuple(float(k) for k in getattr(obj, "kinks", ()) or () if not isinstance(k, str))
+
+
+def kink_piece_function(obj):
+    """``obj.kink_pieces`` when ``obj`` declares kinks that are not at fixed input values, else None.
+
+    A kink may lie where inputs *tie* rather than at a fixed value (max
+    pooling: two inputs of one window equal). Such a layer names it in
+    ``kinks`` with a string (``kinks = ("ties in a window",)``) and defines
+    ``kink_pieces(*inputs)``: an integer array saying, per output element,
+    which smooth piece the function is on (for max pooling, which input of
+    the window is the maximum). Two points on different pieces of an element
+    have a kink between them.
+    """
+    named = [k for k in getattr(obj, "kinks", ()) or () if isinstance(k, str)]
+    if not named:
+        return None
+    pieces = getattr(obj, "kink_pieces", None)
+    if not callable(pieces):
+        raise TypeError(f"{obj!r} declares the kink(s) {named} but has no kink_pieces(x) method to locate them")
+    return pieces
+
+
 class KinkWatch:
     """Records, on request, the values that declared kinks refer to.
 
     Every module of ``work`` (and the loss) with a non-empty ``kinks`` gets
     an instance-level ``forward`` wrapper on the checker's private copy; while
     ``active`` it keeps a copy of its kink variable (a module's input, a
-    loss's ``pred - target``). ``crossed`` tells whether moving from one point
-    to another took any of those values across (or onto) a declared kink.
+    loss's ``pred - target``) and, for kinks declared by name, of its
+    ``kink_pieces`` (see ``kink_piece_function``). ``crossed`` tells whether
+    moving from one point to another took any of those values across (or
+    onto) a declared kink, or moved an element onto another piece.
     """
 
     def __init__(self, work, loss=None):
@@ -280,18 +307,20 @@ class KinkWatch:
 
     def _wrap(self, obj, variable):
         original = obj.forward
-        entry = {"name": repr(obj), "kinks": tuple(float(k) for k in obj.kinks), "value": None}
+        entry = {"name": repr(obj), "kinks": tuple(obj.kinks), "levels": kink_levels(obj),
+                 "pieces": kink_piece_function(obj), "value": None}
 
         def forward(*args):
             if self.active:
-                entry["value"] = np.array(variable(*args), dtype=np.float64, copy=True)
+                entry["value"] = _kink_record(entry, variable, args)
             return original(*args)
 
         obj.forward = forward
         self.entries.append(entry)
 
     def describe(self):
-        return ", ".join(f"{e['name']} at {', '.join(f'{k:g}' for k in e['kinks'])}" for e in self.entries)
+        return ", ".join(f"{e['name']} at {', '.join(k if isinstance(k, str) else f'{k:g}' for k in e['kinks'])}"
+                         for e in self.entries)
 
     def _snapshot(self, run):
         for e in self.entries:
@@ -300,7 +329,8 @@ class KinkWatch:
         return [e["value"] for e in self.entries]
 
     def crossings(self, run_plus, run_minus):
-        """How many kink-variable elements lie on different sides of a declared kink at the two points."""
+        """How many kink-variable elements lie on different sides of a declared kink at the two points
+        (or, for kinks declared by name, on different pieces)."""
         if not self.entries:
             return 0
         self.active = True
@@ -308,13 +338,27 @@ class KinkWatch:
             before, after = self._snapshot(run_plus), self._snapshot(run_minus)
         finally:
             self.active = False
-        count = 0
-        for e, u, v in zip(self.entries, before, after):
-            if u is None or v is None or u.shape != v.shape:
-                continue
-            count += sum(int(np.count_nonzero(np.sign(u - k) != np.sign(v - k))) for k in e["kinks"])
-        return count
+        return sum(_kink_crossings(e, u, v) for e, u, v in zip(self.entries, before, after))
 
     def crossed(self, run_plus, run_minus):
         """True when a declared kink lies between the two evaluated points."""
         return self.crossings(run_plus, run_minus) > 0
+
+
+def _kink_record(entry, variable, args):
+    """What one forward tells about the kinks: (kink variable or None, pieces or None)."""
+    value = np.array(variable(*args), dtype=np.float64, copy=True) if entry["levels"] else None
+    pieces = np.array(entry["pieces"](*args), copy=True) if entry["pieces"] is not None else None
+    return value, pieces
+
+
+def _kink_crossings(entry, u, v):
+    """Elements on different sides of a declared level, plus elements on different pieces, between two records."""
+    if u is None or v is None:
+        return 0
+    count = 0
+    if u[0] is not None and v[0] is not None and u[0].shape == v[0].shape:
+        count += sum(int(np.count_nonzero(np.sign(u[0] - k) != np.sign(v[0] - k))) for k in entry["levels"])
+    if u[1] is not None and v[1] is not None and u[1].shape == v[1].shape:
+        count += int(np.count_nonzero(u[1] != v[1]))
+    return count

@@ -1,13 +1,20 @@
 """Layers: one file per family."""
 
 from .activations import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
-from .dropout import Dropout
+from .conv import Conv1d, Conv2d
+from .conv_transpose import ConvTranspose2d
+from .dropout import Dropout, Dropout2d
 from .linear import Linear
 from .merge import Add, Concat, Multiply, Split
-from .normalization import BatchNorm1d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool1d, MaxPool2d
 from .shape import Flatten, Identity
+from .spatial import Upsample, ZeroPad2d
 
 __all__ = [
     "Add", "BatchNorm1d", "Concat", "Dropout", "ELU", "Flatten", "GELU", "Identity", "LayerNorm",
     "LeakyReLU", "Linear", "Multiply", "ReLU", "Sigmoid", "Softplus", "Split", "Tanh",
+    # convolutional networks
+    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose2d", "Dropout2d",
+    "MaxPool1d", "MaxPool2d", "Upsample", "ZeroPad2d",
 ]

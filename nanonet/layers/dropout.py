@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .._checks import check_number, shape_text, who
 from .._rng import as_generator
 from ..module import Module
 
@@ -73,3 +74,48 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p:g}"
+
+
+class Dropout2d(Dropout):
+    """Channel dropout for ``(N, C, H, W)`` inputs: in training each whole channel of each sample is zeroed
+    with probability ``p`` and the survivors are scaled by ``1 / (1 - p)`` (as ``torch.nn.Dropout2d``);
+    in eval mode it is the identity.
+
+    Neighbouring pixels of a feature map are strongly correlated, so dropping
+    single pixels (``Dropout``) regularises little; dropping whole maps does.
+    ``rng`` and ``frozen`` work as in ``Dropout`` (the mask is ``(N, C, 1, 1)``).
+
+    Shape:
+        - x: ``(N, C, H, W)`` -> y: the same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> y = nn.Dropout2d(0.5, rng=0)(np.ones((2, 3, 2, 2)))
+        >>> [sorted(set(y[n, c].ravel().tolist())) for n in range(2) for c in range(3)]
+        [[2.0], [0.0], [0.0], [0.0], [2.0], [2.0]]
+    """
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__(check_number("Dropout2d", "p", p, low=0, high=1, high_open=True), rng)
+
+    def _draw(self, x):
+        mask = self._mask
+        if self.frozen and mask is not None:
+            n = mask.shape[0]
+            if mask.shape[1] == x.shape[1] and n and x.shape[0] % n == 0:
+                return np.tile(mask, (x.shape[0] // n, 1, 1, 1)).astype(x.dtype, copy=False)
+        keep = self.rng.random(x.shape[:2] + (1, 1)) >= self.p
+        self._mask = keep.astype(x.dtype) * (1 / (1 - self.p))
+        return self._mask
+
+    def forward(self, x):
+        """x: (N, C, H, W) -> the same shape; the identity in eval mode."""
+        if x.ndim != 4:
+            raise ValueError(f"{who(self)} expected input of shape (N, C, H, W), got {shape_text(x.shape)}")
+        return super().forward(x)
+
+    def output_shape(self, shape):
+        if len(shape) != 3:
+            raise ValueError(f"{who(self)} expected a feature shape (C, H, W), got {tuple(shape)}")
+        return tuple(shape)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._checks import check_features
+from .._checks import check_array, check_features, check_number, shape_text, who
 from ..module import Buffer, Module, Parameter
 
 
@@ -155,3 +155,97 @@ class BatchNorm1d(Module):
 
     def extra_repr(self):
         return f"{self.features}, eps={self.eps:g}, momentum={self.momentum:g}"
+
+
+class BatchNorm2d(Module):
+    """Normalizes each channel of an ``(N, C, H, W)`` input over the batch and the pixels, then scales and shifts.
+
+    The per-channel version of ``BatchNorm1d``, exactly as
+    ``torch.nn.BatchNorm2d``: in training the statistics are the mean and the
+    biased variance over ``N * H * W`` values per channel, and
+    ``running = (1 - momentum) * running + momentum * batch_stat`` (the
+    running variance from the unbiased variance); in eval mode the running
+    statistics are used and nothing changes. ``weight``, ``bias``,
+    ``running_mean`` and ``running_var`` have PyTorch's names, so a torch
+    ``state_dict`` loads once its ``num_batches_tracked`` entry is dropped.
+
+    Shape:
+        - weight, bias, running_mean, running_var: ``(num_features,)``
+        - x: ``(N, num_features, H, W)`` -> y: the same shape.
+
+    Example:
+        >>> import numpy as np
+        >>> import nanonet as nn
+        >>> bn = nn.BatchNorm2d(2)
+        >>> y = bn(np.random.default_rng(0).normal(3.0, 2.0, size=(4, 2, 3, 3)))
+        >>> bool(np.allclose(y.mean(axis=(0, 2, 3)), 0)), bool(np.allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-3))
+        (True, True)
+    """
+
+    _axes = (0, 2, 3)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float64):
+        name = type(self).__name__
+        self.num_features = check_number(name, "num_features", num_features, low=1, integer=True)
+        self.eps = check_number(name, "eps", eps, low=0, low_open=True)
+        self.momentum = check_number(name, "momentum", momentum, low=0, high=1)
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"{name} expected a floating-point dtype, got {dtype}")
+        c = self.num_features
+        self.weight = Parameter(np.ones(c, dtype=dtype))
+        self.bias = Parameter(np.zeros(c, dtype=dtype))
+        self.running_mean = Buffer(np.zeros(c, dtype=dtype))
+        self.running_var = Buffer(np.ones(c, dtype=dtype))
+        self._cache = None
+
+    @property
+    def batch_independent(self):
+        return not self.training
+
+    def output_shape(self, shape):
+        if len(shape) != 3 or shape[0] != self.num_features:
+            raise ValueError(f"{who(self)} expected a feature shape ({self.num_features}, H, W), got {tuple(shape)}")
+        return tuple(shape)
+
+    def forward(self, x):
+        """x: (N, C, H, W) -> (N, C, H, W)."""
+        check_array(self, x, dtype=self.weight.value.dtype)
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(f"{who(self)} expected input of shape (N, {self.num_features}, H, W), "
+                             f"got {shape_text(x.shape)}")
+        column = (1, self.num_features, 1, 1)
+        if not self.training:
+            rstd = (1 / np.sqrt(self.running_var.value + self.eps)).reshape(column)
+            xhat = (x - self.running_mean.value.reshape(column)) * rstd
+            self._cache = (xhat, rstd, False)
+            return xhat * self.weight.value.reshape(column) + self.bias.value.reshape(column)
+        count = x.size // self.num_features
+        if count < 2:
+            raise ValueError(f"{who(self)} expected more than 1 value per channel in training mode, "
+                             f"got input of shape {shape_text(x.shape)}")
+        mean = x.mean(axis=self._axes, keepdims=True)
+        centered = x - mean
+        var = (centered * centered).mean(axis=self._axes, keepdims=True)
+        rstd = 1 / np.sqrt(var + self.eps)
+        xhat = centered * rstd
+        m = self.momentum
+        self.running_mean.value *= 1 - m
+        self.running_mean.value += m * mean.reshape(-1)
+        self.running_var.value *= 1 - m
+        self.running_var.value += (m * count / (count - 1)) * var.reshape(-1)
+        self._cache = (xhat, rstd, True)
+        return xhat * self.weight.value.reshape(column) + self.bias.value.reshape(column)
+
+    def backward(self, grad_out):
+        """grad_out: (N, C, H, W) -> dJ/dx: (N, C, H, W)."""
+        xhat, rstd, batch_stats = self._cache
+        self.weight.grad += (grad_out * xhat).sum(axis=self._axes)
+        self.bias.grad += grad_out.sum(axis=self._axes)
+        dxhat = grad_out * self.weight.value.reshape(1, -1, 1, 1)
+        if not batch_stats:
+            return dxhat * rstd
+        return _normalized_backward(dxhat, xhat, rstd, axis=self._axes)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}"

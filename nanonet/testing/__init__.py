@@ -92,7 +92,7 @@ def _run_one(spec, name):
 
 
 def check_layer(layer_or_factory, input_shape, *, rng=0, expected_failures=(), target=None,
-                raise_on_failure=True):
+                raise_on_failure=True, input=None):
     """Run every conformance check on a layer or a loss.
 
     Args:
@@ -105,6 +105,8 @@ def check_layer(layer_or_factory, input_shape, *, rng=0, expected_failures=(), t
         rng: seed for the inputs.
         expected_failures: check names the layer opts out of (reported XFAIL).
         target: for a loss, the target array or ``f(shape, generator)``.
+        input: the input array or ``f(shape, generator)`` (default: normal
+            floats); small integers as floats put max pooling on its ties.
         raise_on_failure: raise ``LayerCheckError`` (with the table) on failure.
 
     The checks, for a layer: ``gradients`` (input and parameter Jacobians
@@ -119,7 +121,7 @@ def check_layer(layer_or_factory, input_shape, *, rng=0, expected_failures=(), t
         ``LayerCheckReport`` (``.ok``, ``.results``, ``report[name]``, ``str``).
     """
     spec = layer_or_factory if isinstance(layer_or_factory, LayerSpec) else LayerSpec(
-        layer_or_factory, input_shape, target=target, expected_failures=expected_failures, rng=rng)
+        layer_or_factory, input_shape, target=target, expected_failures=expected_failures, rng=rng, input=input)
     unknown = set(spec.expected_failures) - set(ALL_CHECKS)
     if unknown:
         raise ValueError(f"check_layer got unknown expected_failures {sorted(unknown)}; checks are {ALL_CHECKS}")

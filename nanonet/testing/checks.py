@@ -36,14 +36,19 @@ class LayerSpec:
         expected_failures: names of checks this layer is known to fail.
         rng: seed for every random input (each check starts from the same seed).
         label: the name used in reports and test ids (default: the repr).
+        input: the input ``x`` (default: normal floats): an array of
+            ``input_shape``, or ``f(input_shape, generator) -> array``; e.g.
+            small integers as floats, to put max pooling on its ties.
     """
 
-    def __init__(self, layer_or_factory, input_shape, *, target=None, expected_failures=(), rng=0, label=None):
+    def __init__(self, layer_or_factory, input_shape, *, target=None, expected_failures=(), rng=0, label=None,
+                 input=None):
         if isinstance(input_shape, int):
             input_shape = (input_shape,)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.source = layer_or_factory
         self.target = target
+        self.input = input
         self.expected_failures = tuple(expected_failures)
         self.seed = int(as_generator(rng).integers(2**32)) if not isinstance(rng, int) else rng
         probe = self.make()
@@ -78,10 +83,19 @@ class LayerSpec:
     def inputs(self, dtype=np.float64):
         """``x`` (and for a loss ``(pred, target)``), the same for every call."""
         gen = self.gen()
-        x = gen.normal(size=self.input_shape).astype(dtype)
+        x = self._input(gen).astype(dtype)
         if not self.is_loss:
             return x
         return x, self._target(gen, dtype)
+
+    def _input(self, gen):
+        given = self.input
+        if given is None:
+            return gen.normal(size=self.input_shape)
+        x = np.array(given(self.input_shape, gen) if callable(given) else given, dtype=np.float64)
+        if x.shape != self.input_shape:
+            raise ValueError(f"check_layer: the given input has shape {x.shape}, expected {self.input_shape}")
+        return x
 
     def _target(self, gen, dtype):
         t = self.target

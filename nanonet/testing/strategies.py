@@ -108,3 +108,32 @@ def layer_stacks(draw, *, min_layers=1, max_layers=4, kinds=None):
     model = nn.Sequential(*layers)
     n = max(2, draw(BATCH))
     return model, draw(arrays((n, first)))
+
+
+@st.composite
+def conv2d_cases(draw, max_size=7):
+    """``(Conv2d keyword arguments, input shape)`` for a small, valid convolution (any padding mode, groups)."""
+    groups = draw(st.sampled_from([1, 1, 2]))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    kw = dict(in_channels=groups * draw(st.integers(1, 2)), out_channels=groups * draw(st.integers(1, 2)),
+              kernel_size=kernel, stride=stride, dilation=dilation, groups=groups, bias=draw(st.booleans()),
+              padding_mode=draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"])))
+    sizes = []
+    for k, s, d in zip(kernel, stride, dilation):
+        span = d * (k - 1) + 1
+        sizes.append(draw(st.integers(max(span, 2), max(span, max_size))))
+    kw["padding"] = tuple(draw(st.integers(0, min(1, n - 1))) for n in sizes)
+    return kw, (draw(st.integers(1, 3)), kw["in_channels"], *sizes)
+
+
+@st.composite
+def pool2d_cases(draw, max_size=7):
+    """``(pooling keyword arguments, input shape)`` for MaxPool2d/AvgPool2d (padding at most half the kernel)."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kw = dict(kernel_size=kernel, stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+              padding=tuple(draw(st.integers(0, k // 2)) for k in kernel), ceil_mode=draw(st.booleans()))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)),
+             draw(st.integers(kernel[0], max_size)), draw(st.integers(kernel[1], max_size)))
+    return kw, shape
