@@ -39,7 +39,7 @@ from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss
 from .module import Buffer, Module, Parameter, detect_anomaly
 from .serialization import load, save
 from .inference import evaluate, predict
-from .interop import load_torch_state_dict, to_torch_state_dict
+from .interop import export_onnx, load_torch_state_dict, to_torch_state_dict
 from .training import History, fit, plot_histories
 
 __version__ = "0.1.0"
@@ -60,5 +60,5 @@ __all__ = [
     "Callback", "EarlyStopping", "History", "LambdaCallback", "ModelCheckpoint", "ProgressBar",
     "TerminateOnNaN", "batches", "evaluate", "fit", "metrics", "optim", "plot_histories", "predict",
     # saving, and other tools' formats
-    "load", "load_torch_state_dict", "save", "to_torch_state_dict",
+    "export_onnx", "load", "load_torch_state_dict", "save", "to_torch_state_dict",
 ]
