@@ -235,7 +235,7 @@ def _has_tqdm():
 class ProgressBar(Callback):
     """A progress bar over all the batches of a run (``fit(verbose=1)`` adds one).
 
-    Uses tqdm if installed (``pip install nanonet[progress]``), otherwise a
+    Uses tqdm if installed (the ``progress`` extra: ``pip install ".[progress]"``), otherwise a
     plain line rewritten in place (``\\r``) when ``file`` is a terminal, and one
     line per epoch when it is not (``dynamic=False``, as ``fit(verbose=2)``).
     Each epoch ends with its logs and its wall time (training plus validation),

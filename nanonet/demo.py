@@ -23,6 +23,7 @@ ends lower than with the old defaults (0.36 against 0.40 for seed 0).
 import numpy as np
 
 import nanonet as nn
+from nanonet._extras import install_hint, missing
 from nanonet.datasets import make_regression
 
 
@@ -102,7 +103,7 @@ def add_arguments(parser):
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
                         help="sgd (plain gradient descent, the seed's) or adam (default sgd)")
     parser.add_argument("--plot", metavar="PATH", default=None,
-                        help="save the loss curve as a PNG at PATH (needs matplotlib: pip install nanonet[plot])")
+                        help=f"save the loss curve as a PNG at PATH (needs matplotlib: {install_hint('plot')})")
 
 
 def main(args):
@@ -118,7 +119,7 @@ def main(args):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise SystemExit("nanonet demo: --plot needs matplotlib, nanonet's `plot` extra: pip install nanonet[plot]")
+            raise SystemExit(f"nanonet demo: {missing('--plot', 'matplotlib', 'plot')}")
     report, _, _ = run(epochs=args.epochs, seed=args.seed, hidden=hidden, lr=args.lr, optimizer=args.optimizer,
                        plot=args.plot)
     return 0 if report.ok else 1

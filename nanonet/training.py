@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._checks import check_finite
+from ._extras import missing
 from ._rng import as_generator
 from . import metrics as metrics_mod
 from .data import batches, check_batch_size, check_pair, num_batches
@@ -49,7 +50,7 @@ class History:
     def plot(self, path=None, *, title=None, log_scale=True):
         """Draw the training (and validation) loss per epoch; save a PNG at ``path`` if given.
 
-        Needs matplotlib (``pip install nanonet[plot]``); returns the
+        Needs matplotlib (the ``plot`` extra: ``pip install ".[plot]"`` in the nanonet checkout); returns the
         ``matplotlib.figure.Figure`` (made without pyplot, so no window and no
         global state).
         """
@@ -68,8 +69,7 @@ def plot_histories(histories, path=None, *, title=None, log_scale=True):
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError("History.plot needs matplotlib, which is nanonet's optional `plot` extra: "
-                          "pip install nanonet[plot]  (or pip install matplotlib)") from exc
+        raise missing("History.plot", "matplotlib", "plot") from exc
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
     for label, hist in histories.items():

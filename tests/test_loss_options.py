@@ -94,7 +94,8 @@ def test_float32_logits_keep_float32_gradients_with_float64_weights():
 def test_repr_shows_the_options():
     assert repr(nn.CrossEntropyLoss(weight=np.array([1.0, 2.0]), ignore_index=-1, label_smoothing=0.1)) == (
         "CrossEntropyLoss(reduction='mean', weight=[1., 2.], ignore_index=-1, label_smoothing=0.1)")
-    assert repr(nn.BCEWithLogitsLoss(pos_weight=np.array([3.0]))) == "BCEWithLogitsLoss(reduction='mean', pos_weight=[3.])"
+    assert repr(nn.BCEWithLogitsLoss(pos_weight=np.array([3.0]))) == (
+        "BCEWithLogitsLoss(reduction='mean', pos_weight=[3.])")
 
 
 @pytest.mark.parametrize("make, error, match", [

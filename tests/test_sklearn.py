@@ -1,4 +1,4 @@
-"""nanonet.sklearn: scikit-learn's own estimator checks, and the estimators in Pipeline, GridSearchCV, cross_val_score."""
+"""nanonet.sklearn: scikit-learn's estimator checks; the estimators in Pipeline, GridSearchCV, cross_val_score."""
 
 import pickle
 

@@ -218,7 +218,7 @@ def test_history_plot_without_matplotlib_names_the_plot_extra(monkeypatch, tmp_p
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     _, _, h = train(epochs=1)
-    with pytest.raises(ImportError, match=r"`plot` extra: pip install nanonet\[plot\]"):
+    with pytest.raises(ImportError, match=r"`plot` extra: pip install \"\.\[plot\]\" \(in the nanonet checkout\)"):
         h.plot(tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
 
@@ -263,5 +263,5 @@ def test_demo_plot_without_matplotlib_is_a_clear_exit(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     from nanonet import cli
 
-    with pytest.raises(SystemExit, match=r"--plot needs matplotlib.*pip install nanonet\[plot\]"):
+    with pytest.raises(SystemExit, match=r"--plot needs matplotlib.*pip install \"\.\[plot\]\""):
         cli.main(["demo", "--epochs", "2", "--plot", str(tmp_path / "x.png")])

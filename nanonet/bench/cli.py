@@ -15,6 +15,7 @@ import datetime
 import sys
 import time
 
+from .._extras import missing
 from . import baseline, isolated, layers, peers, report, workloads
 
 PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory")
@@ -147,7 +148,7 @@ def _blas_threads(count):
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        raise SystemExit("nanonet bench: --threads needs threadpoolctl (pip install threadpoolctl)") from None
+        raise SystemExit(f"nanonet bench: {missing('--threads', 'threadpoolctl', 'bench')}") from None
     with threadpool_limits(limits=count, user_api="blas"):
         yield
 
