@@ -259,11 +259,16 @@ class NanonetClassifier(ClassifierMixin, _NanonetEstimator):
         verbose: 0, 1 or 2, as ``nn.fit``.
 
     Attributes:
-        model_: the trained nanonet Module. classes_: the class labels.
-        n_features_in_, feature_names_in_ (for DataFrames with string column names).
+        model_: the trained nanonet Module.
+        classes_: the class labels, sorted.
+        n_features_in_: the number of features seen by ``fit``.
+        feature_names_in_: the column names, when ``fit`` got a DataFrame with string column names.
         history_: the last ``fit``/``partial_fit`` call's ``History``.
-        loss_curve_: the training loss of every epoch run; loss_: its last value.
-        n_iter_: the epochs run. optimizer_, loss_fn_: the optimizer and loss in use.
+        loss_curve_: the training loss of every epoch run.
+        loss_: the last training loss.
+        n_iter_: the number of epochs run.
+        optimizer_: the optimizer in use (``partial_fit`` goes on with it).
+        loss_fn_: the loss in use (a copy of ``loss``).
     """
 
     def _default_loss(self):
