@@ -21,25 +21,7 @@ import math
 import numpy as np
 
 from ..containers import Graph, Sequential
-from ..layers import (
-    ELU,
-    GELU,
-    Add,
-    BatchNorm1d,
-    Concat,
-    Dropout,
-    Flatten,
-    Identity,
-    LayerNorm,
-    LeakyReLU,
-    Linear,
-    Multiply,
-    ReLU,
-    Sigmoid,
-    Softplus,
-    Split,
-    Tanh,
-)
+from .. import layers
 
 CONVERTERS = {}
 
@@ -108,7 +90,7 @@ def _lookup(values, node, graph):
 
 
 # -- affine and normalization -----------------------------------------------------------------
-@register_converter(Linear)
+@register_converter(layers.Linear)
 def _linear(module, builder, inputs, name):
     # nanonet's weight is (in, out): x @ W is a plain MatMul, for 2-D and N-D inputs alike
     out = builder.node("MatMul", [inputs[0], builder.weight(name + "weight", module.weight.value)], name + "matmul")
@@ -117,7 +99,7 @@ def _linear(module, builder, inputs, name):
     return [builder.node("Add", [out, builder.weight(name + "bias", module.bias.value)], name + "out")]
 
 
-@register_converter(LayerNorm)
+@register_converter(layers.LayerNorm)
 def _layer_norm(module, builder, inputs, name):
     builder.require_opset(17, module)
     scale = builder.weight(name + "weight", module.weight.value)
@@ -125,7 +107,7 @@ def _layer_norm(module, builder, inputs, name):
     return [builder.node("LayerNormalization", [inputs[0], scale, bias], name + "out", axis=-1, epsilon=module.eps)]
 
 
-@register_converter(BatchNorm1d)
+@register_converter(layers.BatchNorm1d)
 def _batch_norm(module, builder, inputs, name):
     # exported in eval mode: the running statistics
     args = [builder.weight(name + key, getattr(module, key).value)
@@ -141,17 +123,17 @@ def _simple(op, **attributes):
     return convert_simple
 
 
-register_converter(ReLU)(_simple("Relu"))
-register_converter(Tanh)(_simple("Tanh"))
-register_converter(Sigmoid)(_simple("Sigmoid"))
-register_converter(Identity)(_simple("Identity"))
-register_converter(Dropout)(_simple("Identity"))        # eval mode: Dropout passes its input through
-register_converter(LeakyReLU)(_simple("LeakyRelu", alpha=lambda m: m.negative_slope))
-register_converter(ELU)(_simple("Elu", alpha=lambda m: m.alpha))
-register_converter(Flatten)(_simple("Flatten", axis=lambda m: 1))
+register_converter(layers.ReLU)(_simple("Relu"))
+register_converter(layers.Tanh)(_simple("Tanh"))
+register_converter(layers.Sigmoid)(_simple("Sigmoid"))
+register_converter(layers.Identity)(_simple("Identity"))
+register_converter(layers.Dropout)(_simple("Identity"))        # eval mode: Dropout passes its input through
+register_converter(layers.LeakyReLU)(_simple("LeakyRelu", alpha=lambda m: m.negative_slope))
+register_converter(layers.ELU)(_simple("Elu", alpha=lambda m: m.alpha))
+register_converter(layers.Flatten)(_simple("Flatten", axis=lambda m: 1))
 
 
-@register_converter(GELU)
+@register_converter(layers.GELU)
 def _gelu(module, builder, inputs, name):
     """Exact GELU, ``0.5 * x * (1 + erf(x / sqrt(2)))``, from Erf (every opset; ONNX's Gelu op needs 20)."""
     x = inputs[0]
@@ -162,7 +144,7 @@ def _gelu(module, builder, inputs, name):
     return [builder.node("Mul", [half_x, one_plus], name + "out")]
 
 
-@register_converter(Softplus)
+@register_converter(layers.Softplus)
 def _softplus(module, builder, inputs, name):
     """``where(beta * x > threshold, x, softplus(beta * x) / beta)``, PyTorch's definition."""
     x = inputs[0]
@@ -174,12 +156,12 @@ def _softplus(module, builder, inputs, name):
 
 
 # -- merges -----------------------------------------------------------------------------------
-@register_converter(Add)
+@register_converter(layers.Add)
 def _add(module, builder, inputs, name):
     return [builder.node("Sum", inputs, name + "out")]
 
 
-@register_converter(Multiply)
+@register_converter(layers.Multiply)
 def _multiply(module, builder, inputs, name):
     out = inputs[0]
     for i, other in enumerate(inputs[1:]):
@@ -187,12 +169,12 @@ def _multiply(module, builder, inputs, name):
     return [out]
 
 
-@register_converter(Concat)
+@register_converter(layers.Concat)
 def _concat(module, builder, inputs, name):
     return [builder.node("Concat", inputs, name + "out", axis=module.axis)]
 
 
-@register_converter(Split)
+@register_converter(layers.Split)
 def _split(module, builder, inputs, name):
     sizes = builder.constant(name + "sizes", np.array(module.sizes, dtype=np.int64))
     outs = [f"{name}out{i}" for i in range(len(module.sizes))]
