@@ -75,7 +75,7 @@ class _Monitor:
         if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta)):
             raise ValueError(f"{owner} expected a finite min_delta, got {min_delta!r}")
         if mode == "auto":
-            mode = "max" if monitor.endswith(("acc", "accuracy", "auc")) else "min"
+            mode = "max" if monitor.endswith(("acc", "accuracy", "auc", "r2")) else "min"
         self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, abs(min_delta)
 
     def initial(self):
@@ -98,8 +98,8 @@ class EarlyStopping(Callback):
 
     An epoch improves when the value beats the best so far by more than
     ``min_delta`` (below it for ``mode="min"``, above for ``"max"``; ``"auto"``
-    picks max for names ending in acc/accuracy/auc). After ``patience``
-    epochs without improvement, training stops. With
+    picks max for names ending in acc/accuracy/auc/r2, the higher-is-better
+    metrics). After ``patience`` epochs without improvement, training stops. With
     ``restore_best_weights=True`` the model gets the weights of the best
     epoch back at the end of training (whether or not it stopped early).
 

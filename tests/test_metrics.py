@@ -163,3 +163,10 @@ def test_predict_bad_input(x, kwargs, error, match):
         nn.predict(nn.Linear(3, 1, rng=0), x, **kwargs)
     with pytest.raises(TypeError, match="predict expected model to be a nanonet Module, got function"):
         nn.predict(lambda v: v, np.ones((2, 3)))
+
+
+def test_early_stopping_maximizes_the_higher_is_better_metrics():
+    for name in ("val_accuracy", "val_top_k_accuracy", "val_binary_accuracy", "val_r2"):
+        assert nn.EarlyStopping(monitor=name)._monitor.mode == "max", name
+    for name in ("val_loss", "val_mse", "val_mae"):
+        assert nn.EarlyStopping(monitor=name)._monitor.mode == "min", name
