@@ -20,7 +20,7 @@ from . import baseline, isolated, layers, peers, report, workloads
 
 PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory")
 QUICK_PARTS = ("steps",)  # the seed run is the 500x10x64 float64 step 100 times: too long for a first look
-QUICK_BUDGET_S = 7.0  # no new case (or round) starts after this: with imports and the report, under 15 s
+QUICK_BUDGET_S = 5.0  # no new case (or round) starts after this: with imports and the report, under 15 s
 
 
 def add_arguments(parser):

@@ -1,5 +1,6 @@
 """Output of ``nanonet bench``: terminal table, JSON, PNG plot, docs/performance.md."""
 
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -24,10 +25,12 @@ def machine_info():
     except OSError:
         pass
     versions = {"numpy": np.__version__}
-    for name in ("scipy", "torch", "jax", "sklearn", "threadpoolctl", "matplotlib"):
+    # from the installed metadata: importing matplotlib (or a peer that did not run) costs seconds
+    for name, dist in (("scipy", "scipy"), ("torch", "torch"), ("jax", "jax"), ("sklearn", "scikit-learn"),
+                       ("threadpoolctl", "threadpoolctl"), ("matplotlib", "matplotlib")):
         try:
-            versions[name] = __import__(name).__version__
-        except Exception:
+            versions[name] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
             continue
     import nanonet
 
