@@ -221,3 +221,23 @@ def test_a_schedule_in_callbacks_sets_the_rate_of_each_epoch():
     record = nn.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(opt.param_groups[0]["lr"]))
     nn.fit(model, nn.MSELoss(), opt, x, y, epochs=5, batch_size=32, callbacks=[sched, record], verbose=0, rng=0)
     assert seen == [0.1, 0.1, 0.05, 0.05, 0.025]
+
+
+# -- one epoch numbering --------------------------------------------------------------
+def test_every_epoch_number_a_user_reads_agrees(tmp_path, capsys):
+    """Keras' convention: the progress line, the stop message, History, checkpoints: all count from 1."""
+    x, y = problem()
+    model = small_model()
+    stop = nn.EarlyStopping(monitor="val_score", patience=1)
+    ckpt = nn.ModelCheckpoint(str(tmp_path / "ckpt-{epoch}.npz"), verbose=1)
+    h = nn.fit(model, nn.MSELoss(), nn.optim.SGD(model.parameters(), lr=0.01), x[:64], y[:64], epochs=10,
+               batch_size=64, validation_data=(x[64:], y[64:]), callbacks=[stop, ckpt], verbose=2, rng=0,
+               metrics={"score": scripted([3.0, 2.0, 2.5, 2.4])})
+    out, err = capsys.readouterr()
+    shown = [int(m) for m in re.findall(r"^epoch (\d+)/10 - ", out, re.M)]
+    saved = [int(re.search(r"ckpt-(\d+)\.npz", p).group(1)) for p in ckpt.saved]
+    logged = [int(m) for m in re.findall(r"ModelCheckpoint: saved \S+ \(epoch (\d+)\)", err)]
+    assert shown == h.epoch == saved == logged == [1, 2, 3]
+    assert h.stopped_epoch == stop.stopped_epoch == 3 and stop.best_epoch == 2
+    assert h.stop_reason.endswith("(best 2 at epoch 2); stopped at epoch 3")
+    assert nn.load(ckpt.saved[-1], small_model())["epoch"] == 3  # = initial_epoch to resume after epoch 3
