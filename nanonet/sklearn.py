@@ -176,9 +176,9 @@ class _NanonetEstimator(BaseEstimator):
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float64, **self._y_options())
         return X, self._encode_targets(y, reset, classes)
 
-    def _train(self, X, y, epochs):
+    def _train(self, X, y, epochs, early_stopping):
         validation, callbacks = None, []
-        if self.early_stopping:
+        if early_stopping:
             n_val = int(round(len(X) * self.validation_fraction))
             if n_val < 1 or len(X) - n_val < 1:
                 raise ValueError(f"{type(self).__name__}: early_stopping holds out validation_fraction="
@@ -200,19 +200,15 @@ class _NanonetEstimator(BaseEstimator):
     def fit(self, X, y):
         """Train a new network for ``epochs`` epochs (fewer with ``early_stopping``); returns self."""
         X, y = self._start(X, y)
-        return self._train(X, y, int(self.epochs))
+        return self._train(X, y, int(self.epochs), bool(self.early_stopping))
 
     def _partial_fit(self, X, y, classes=None):
-        """One epoch on ``(X, y)``, starting a network on the first call; returns self."""
+        """One epoch on ``(X, y)`` (no early stopping), starting a network on the first call; returns self."""
         if not hasattr(self, "model_"):
             X, y = self._start(X, y, classes=classes)
         else:
             X, y = self._validate(X, y, reset=False)
-        early, self.early_stopping = self.early_stopping, False
-        try:
-            return self._train(X, y, 1)
-        finally:
-            self.early_stopping = early
+        return self._train(X, y, 1, early_stopping=False)
 
     def __setstate__(self, state):
         """After unpickling: read-only arrays (joblib memory-maps them) become writable copies.
