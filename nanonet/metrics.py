@@ -67,14 +67,14 @@ class Metric:
         return f"{type(self).__name__}()"
 
 
-class _Fraction(Metric):
-    """A share of hits: stats ``[hits, count]``."""
+class _Mean(Metric):
+    """A mean over samples or elements: stats ``[total, count]`` (hits and rows for the accuracies)."""
 
     def result(self, stats):
         return float(stats[0] / stats[1]) if stats[1] else float("nan")
 
 
-class Accuracy(_Fraction):
+class Accuracy(_Mean):
     """Share of rows whose largest score is the target class.
 
     ``pred``: scores ``(N, C)`` with ``C >= 2`` (logits or probabilities: the
@@ -130,7 +130,7 @@ class TopKAccuracy(Accuracy):
         return f"TopKAccuracy(k={self.k})"
 
 
-class BinaryAccuracy(_Fraction):
+class BinaryAccuracy(_Mean):
     """Share of elements where ``pred > threshold`` agrees with ``target > 0.5``.
 
     For ``BCEWithLogitsLoss`` outputs: ``pred`` holds logits, so the default
@@ -151,7 +151,7 @@ class BinaryAccuracy(_Fraction):
         return f"BinaryAccuracy(threshold={self.threshold:g})"
 
 
-class MeanSquaredError(_Fraction):
+class MeanSquaredError(_Mean):
     """Mean of ``(pred - target) ** 2`` over all elements (as ``MSELoss()``)."""
 
     name = "mse"
@@ -162,7 +162,7 @@ class MeanSquaredError(_Fraction):
         return np.array([float(np.dot(diff, diff)), diff.size])
 
 
-class MeanAbsoluteError(_Fraction):
+class MeanAbsoluteError(_Mean):
     """Mean of ``|pred - target|`` over all elements."""
 
     name = "mae"
