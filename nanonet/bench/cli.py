@@ -123,7 +123,8 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
     if "layers" in parts and time_left("layers"):
         log("layers ...")
         result["layers"] = layers.layer_passes(skips, n=500, hidden=64 if quick else 256,
-                                               repeats=3 if quick else repeats, min_time=min_time, settle=settle, log=log)
+                                               repeats=3 if quick else repeats, min_time=min_time, settle=settle,
+                                               log=log)
     if "gradcheck" in parts and time_left("gradient checks"):
         log("gradient checks ...")
         result["gradcheck"] = workloads.gradient_checks(skips, repeats=1 if quick else 3, quick=quick, log=log)
