@@ -4,7 +4,7 @@ Every layer's ``backward`` is written by hand and proven by the gradient
 checker, which is part of the library.
 """
 
-from . import optim
+from . import metrics, optim
 from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint, ProgressBar, TerminateOnNaN
 from .containers import Graph, Input, Sequential, shared_copy
 from .data import batches
@@ -51,7 +51,9 @@ from .layers import (  # convolutional networks
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss, MSELoss
 from .module import Buffer, Module, Parameter, detect_anomaly
 from .serialization import load, save
-from .training import History, evaluate, fit, plot_histories
+from .inference import evaluate, predict
+from .interop import export_onnx, load_torch_state_dict, to_torch_state_dict
+from .training import History, fit, plot_histories
 
 __version__ = "0.1.0"
 
@@ -72,7 +74,7 @@ __all__ = [
     "GradientReport", "GradientRow", "analytic_jacobian", "check_gradients", "eps_sweep", "numerical_jacobian",
     # training
     "Callback", "EarlyStopping", "History", "LambdaCallback", "ModelCheckpoint", "ProgressBar",
-    "TerminateOnNaN", "batches", "evaluate", "fit", "optim", "plot_histories",
-    # saving
-    "load", "save",
+    "TerminateOnNaN", "batches", "evaluate", "fit", "metrics", "optim", "plot_histories", "predict",
+    # saving, and other tools' formats
+    "export_onnx", "load", "load_torch_state_dict", "save", "to_torch_state_dict",
 ]

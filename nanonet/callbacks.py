@@ -5,8 +5,14 @@ A callback is any object with some of the hooks ``on_train_begin(logs)``,
 ``on_epoch_end(epoch, logs)`` and ``on_train_end(logs)``; ``fit`` first calls
 ``set_context(context)`` with a :class:`~nanonet.training.FitContext` (model,
 optimizer, rng, history, ...), and a callback stops training with
-``self.context.stop(reason)``. Epochs and batches are counted from 0. Epoch
-logs hold ``loss`` (and ``val_loss``, metrics); batch logs ``loss`` and ``size``.
+``self.context.stop(reason)``. Epoch logs hold ``loss`` (and ``val_loss``,
+metrics); batch logs ``loss`` and ``size``.
+
+Epoch numbers (Keras' convention, see :func:`nanonet.fit`): the hooks receive
+0-based indices (``on_epoch_end(epoch, logs)`` gets 0 for the first epoch),
+and everything a user reads (messages, ``History.epoch``, the attributes
+``stopped_epoch``, ``best_epoch``, ``TerminateOnNaN.epoch``/``batch`` and a
+checkpoint's ``{epoch}``) counts from 1: the index plus one.
 """
 
 import math
@@ -69,7 +75,7 @@ class _Monitor:
         if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta)):
             raise ValueError(f"{owner} expected a finite min_delta, got {min_delta!r}")
         if mode == "auto":
-            mode = "max" if monitor.endswith(("acc", "accuracy", "auc")) else "min"
+            mode = "max" if monitor.endswith(("acc", "accuracy", "auc", "r2")) else "min"
         self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, abs(min_delta)
 
     def initial(self):
@@ -92,13 +98,13 @@ class EarlyStopping(Callback):
 
     An epoch improves when the value beats the best so far by more than
     ``min_delta`` (below it for ``mode="min"``, above for ``"max"``; ``"auto"``
-    picks max for names ending in acc/accuracy/auc). After ``patience``
-    epochs without improvement, training stops. With
+    picks max for names ending in acc/accuracy/auc/r2, the higher-is-better
+    metrics). After ``patience`` epochs without improvement, training stops. With
     ``restore_best_weights=True`` the model gets the weights of the best
     epoch back at the end of training (whether or not it stopped early).
 
-    Attributes after fit: ``stopped_epoch`` (None if it never stopped),
-    ``best``, ``best_epoch``.
+    Attributes after fit: ``stopped_epoch`` (the number, from 1, of the epoch
+    it stopped in; None if it never stopped), ``best``, ``best_epoch`` (from 1).
     """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", baseline=None,
@@ -121,16 +127,16 @@ class EarlyStopping(Callback):
             self.best_weights = self.context.model.state_dict()
         self.wait += 1
         if self._monitor.improved(current, self.best):
-            self.best, self.best_epoch = current, epoch
+            self.best, self.best_epoch = current, epoch + 1
             if self.restore_best_weights:
                 self.best_weights = self.context.model.state_dict()
             if self.baseline is None or self._monitor.improved(current, self.baseline):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > self.context.initial_epoch:
-            self.stopped_epoch = epoch
+            self.stopped_epoch = epoch + 1
             self.context.stop(f"EarlyStopping: {self.monitor} did not improve for {self.wait} epoch(s) "
-                              f"(best {self.best:.6g} at epoch {self.best_epoch}); stopped at epoch {epoch}")
+                              f"(best {self.best:.6g} at epoch {self.best_epoch}); stopped at epoch {epoch + 1}")
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
@@ -180,7 +186,7 @@ class ModelCheckpoint(Callback):
                            logs=logs, best=self.best if math.isfinite(self.best) else None)
         self.saved.append(path)
         if self.verbose:
-            print(f"ModelCheckpoint: saved {path} (epoch {epoch})", file=sys.stderr)
+            print(f"ModelCheckpoint: saved {path} (epoch {epoch + 1})", file=sys.stderr)
 
     def __repr__(self):
         return f"ModelCheckpoint({self.path!r}, monitor={self.monitor!r}, save_best_only={self.save_best_only})"
@@ -191,7 +197,7 @@ class TerminateOnNaN(Callback):
 
     ``fit`` does not step on a non-finite loss, so the model keeps the weights
     from before that batch. After the run, ``epoch`` and ``batch`` say where
-    it happened and ``History.stop_reason`` holds the message (printed to
+    it happened (both counted from 1) and ``History.stop_reason`` holds the message (printed to
     stderr unless ``verbose=0``).
     """
 
@@ -205,12 +211,17 @@ class TerminateOnNaN(Callback):
     def on_batch_end(self, batch, logs=None):
         loss = logs["loss"]
         if not math.isfinite(loss):
-            self.epoch, self.batch = self._epoch, batch
-            message = (f"TerminateOnNaN: the loss became {loss} at epoch {self.epoch}, batch {batch}; "
+            self.epoch, self.batch = self._epoch + 1, batch + 1
+            message = (f"TerminateOnNaN: the loss became {loss} at epoch {self.epoch}, batch {self.batch}; "
                        f"training stopped with the weights from before that batch")
             self.context.stop(message)
             if self.context.verbose:
                 print(message, file=sys.stderr)
+
+
+def _duration(seconds):
+    """``41 ms``, ``2.3 s``: an epoch's wall time for the progress line."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def _has_tqdm():
@@ -224,9 +235,12 @@ def _has_tqdm():
 class ProgressBar(Callback):
     """A progress bar over all the batches of a run (``fit(verbose=1)`` adds one).
 
-    Uses tqdm if installed (``pip install nanonet[progress]``), otherwise a
+    Uses tqdm if installed (the ``progress`` extra: ``pip install ".[progress]"``), otherwise a
     plain line rewritten in place (``\\r``) when ``file`` is a terminal, and one
     line per epoch when it is not (``dynamic=False``, as ``fit(verbose=2)``).
+    Each epoch ends with its logs and its wall time (training plus validation),
+    e.g. ``epoch 3/10 - loss 0.1234 - val_loss 0.2345 - 41 ms``; in place, the
+    finished epoch's line stays and the next epoch starts a new one.
 
     Args:
         file: where to write (default: ``sys.stdout`` at the start of training).
@@ -255,6 +269,7 @@ class ProgressBar(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._started = time.monotonic()
 
     def on_batch_end(self, batch, logs=None):
         self._done += 1
@@ -270,11 +285,11 @@ class ProgressBar(Callback):
             self._last = now
 
     def on_epoch_end(self, epoch, logs=None):
-        text = " - ".join(f"{k} {v:.4g}" for k, v in logs.items())
+        text = " - ".join([f"{k} {v:.4g}" for k, v in logs.items()] + [_duration(time.monotonic() - self._started)])
         if self._tqdm is not None:
             self._tqdm.set_postfix_str(f"epoch {epoch + 1}/{self.context.epochs} {text}")
         elif self._dynamic:
-            self._write_line(text, end="")
+            self._write_line(text, end="\n")
         else:
             self._file.write(f"epoch {epoch + 1}/{self.context.epochs} - {text}\n")
             self._file.flush()
@@ -290,9 +305,6 @@ class ProgressBar(Callback):
     def on_train_end(self, logs=None):
         if self._tqdm is not None:
             self._tqdm.close()
-        elif self._dynamic:
-            self._file.write("\n")
-            self._file.flush()
 
     def __repr__(self):
         return f"ProgressBar(use_tqdm={self.use_tqdm}, dynamic={self.dynamic})"

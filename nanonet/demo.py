@@ -3,35 +3,67 @@
 Build the 3-layer ReLU regression network, check every gradient (each row
 named, PASS or FAIL), train it with ``nn.fit`` on full batches for 100 epochs
 (plain gradient descent by default, or Adam) printing the loss, and report
-the test loss. ``--plot loss.png`` saves the loss curve (needs matplotlib).
+the training and test losses with a sentence on the gap between them.
+``--plot loss.png`` saves the loss curve (needs matplotlib).
+
+**The defaults keep the loss falling at every epoch.** Full-batch gradient
+descent is stable only while the learning rate stays below ``2 / lambda``,
+``lambda`` the largest curvature (Hessian eigenvalue) of the loss. With He
+initialisation the ReLU activations are large and all positive, so the
+output layer's curvature alone (about twice the mean squared activation
+times the width) exceeds ``2 / 0.05``: at the old default (He, lr 0.05) the
+loss jumped 5.7 -> 16.6 -> 87.5 before it recovered. The demo initialises
+its layers with Glorot's ``Normal(0, 2 / (in + out))``, which keeps the
+activations, and with them the curvature, small, and uses lr 0.03 for SGD
+(0.003 for Adam). That leaves a margin: the loss decreases at every one of
+the 100 epochs for each of the 40 seeds tried (0 to 39), and the test loss
+ends lower than with the old defaults (0.36 against 0.40 for seed 0).
 """
 
 import numpy as np
 
 import nanonet as nn
+from nanonet._extras import install_hint, missing
 from nanonet.datasets import make_regression
 
 
-def build_model(n_features, hidden, rng):
-    """``in -> hidden[0] -> ReLU -> ... -> 1`` as a Sequential."""
+INIT = "glorot"  # see the module docstring: small activations keep full-batch descent stable
+
+
+def build_model(n_features, hidden, rng, init=INIT):
+    """``in -> hidden[0] -> ReLU -> ... -> 1`` as a Sequential (Glorot initialisation by default)."""
     layers, width = [], n_features
     for h in hidden:
-        layers += [nn.Linear(width, h, rng=rng), nn.ReLU()]
+        layers += [nn.Linear(width, h, rng=rng, init=init), nn.ReLU()]
         width = h
-    layers.append(nn.Linear(width, 1, rng=rng))
+    layers.append(nn.Linear(width, 1, rng=rng, init=init))
     return nn.Sequential(*layers)
 
 
-OPTIMIZERS = {"sgd": (nn.optim.SGD, 0.05), "adam": (nn.optim.Adam, 0.01)}
+OPTIMIZERS = {"sgd": (nn.optim.SGD, 0.03), "adam": (nn.optim.Adam, 0.003)}
+
+
+def gap_sentence(train_loss, test_loss, n_train=500):
+    """One sentence on the gap between the training and the test loss."""
+    ratio = test_loss / train_loss if train_loss > 0 else float("inf")
+    if ratio < 1.1:
+        return (f"The test loss is within 10% of the training loss ({ratio:.2f}x): "
+                f"the network does as well on samples it never saw.")
+    if ratio < 2.5:
+        return (f"The test loss is {ratio:.2f}x the training loss: the usual generalization gap, since the "
+                f"network fits the {n_train} samples it was trained on more closely than new ones.")
+    return (f"The test loss is {ratio:.2f}x the training loss: the network has begun to memorize its training "
+            f"samples (overfitting); more data, weight decay or fewer epochs would narrow the gap.")
 
 
 def run(epochs=100, seed=0, hidden=(64, 64), lr=None, optimizer="sgd", plot=None, out=print):
     """Run the demo; returns ``(report, losses, test_loss)``.
 
-    ``optimizer`` is ``"sgd"`` (default lr 0.05) or ``"adam"`` (default lr
-    0.01); training uses full batches (``batch_size`` = all rows, no
+    ``optimizer`` is ``"sgd"`` (default lr 0.03) or ``"adam"`` (default lr
+    0.003); training uses full batches (``batch_size`` = all rows, no
     shuffling), so with SGD it is the seed's plain gradient descent.
-    ``plot``: a path for the loss-curve PNG (needs matplotlib).
+    ``plot``: a path for the loss-curve PNG (needs matplotlib). Epochs are
+    printed from 1 (``epoch 1/100``), as everywhere in nanonet.
     """
     cls, default_lr = OPTIMIZERS[optimizer]
     rng = np.random.default_rng(seed)
@@ -46,12 +78,16 @@ def run(epochs=100, seed=0, hidden=(64, 64), lr=None, optimizer="sgd", plot=None
 
     opt = cls(model.parameters(), lr=default_lr if lr is None else lr)
     out(f"optimizer: {opt!r}")
-    printer = nn.LambdaCallback(on_epoch_end=lambda epoch, logs: out(f"{epoch}: loss is {logs['loss']}"))
+    width = len(str(epochs))
+    printer = nn.LambdaCallback(on_epoch_end=lambda epoch, logs: out(
+        f"epoch {epoch + 1:>{width}}/{epochs}: loss is {logs['loss']:.6f}"))
     history = nn.fit(model, loss_fn, opt, x, y, epochs=epochs, batch_size=len(x), shuffle=False,
                      callbacks=[printer], verbose=0, rng=rng)
-    model.eval()
-    test_loss = loss_fn(model(x_test), y_test)
-    out(f"Test loss is {test_loss}")
+    train_loss = nn.evaluate(model, loss_fn, x, y)["loss"]
+    test_loss = nn.evaluate(model, loss_fn, x_test, y_test)["loss"]
+    out(f"Training loss is {train_loss:.6f} and test loss is {test_loss:.6f} (after training, on the "
+        f"{len(x)} training and {len(x_test)} test samples).")
+    out(gap_sentence(train_loss, test_loss, len(x)))
     if plot:
         history.plot(plot, title=f"nanonet demo ({optimizer})")
         out(f"loss curve saved to {plot}")
@@ -66,11 +102,11 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed for data, weights and checks (default 0)")
     parser.add_argument("--hidden", default=None, help="hidden widths, comma separated (default 64,64)")
     parser.add_argument("--lr", type=float, default=None,
-                        help="learning rate (default 0.05 for sgd, 0.01 for adam)")
+                        help="learning rate (default 0.03 for sgd, 0.003 for adam)")
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None,
                         help="sgd (plain gradient descent, the seed's) or adam (default sgd)")
     parser.add_argument("--plot", metavar="PATH", default=None,
-                        help="save the loss curve as a PNG at PATH (needs matplotlib: pip install nanonet[plot])")
+                        help=f"save the loss curve as a PNG at PATH (needs matplotlib: {install_hint('plot')})")
 
 
 def main(args):
@@ -93,7 +129,7 @@ def main(args):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise SystemExit("nanonet demo: --plot needs matplotlib, nanonet's `plot` extra: pip install nanonet[plot]")
+            raise SystemExit(f"nanonet demo: {missing('--plot', 'matplotlib', 'plot')}")
     report, _, _ = run(epochs=args.epochs, seed=args.seed, hidden=hidden, lr=args.lr, optimizer=args.optimizer,
                        plot=args.plot)
     return 0 if report.ok else 1

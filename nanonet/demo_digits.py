@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 import nanonet as nn
+from nanonet._extras import missing
 from nanonet._rng import as_generator
 from nanonet.datasets import load_digits
 
@@ -144,6 +145,6 @@ def main(args):
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise SystemExit("nanonet demo: --plot needs matplotlib, nanonet's `plot` extra: pip install nanonet[plot]")
+            raise SystemExit(f"nanonet demo digits: {missing('--plot', 'matplotlib', 'plot')}")
     report, _, _ = run(epochs=epochs, seed=args.seed, lr=lr, plot=args.plot)
     return 0 if report.ok else 1

@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._checks import check_finite
+from ._extras import missing
 from ._rng import as_generator
+from . import metrics as metrics_mod
 from .data import batches, check_batch_size, check_pair, num_batches
+from .inference import evaluate, predict  # noqa: F401 (re-exported: nn.evaluate, nn.predict)
 from .module import Module
 from .optim.clip import clip_grad_norm as _clip
 
@@ -21,15 +24,16 @@ class History:
     Attributes:
         history: ``{"loss": [...], "val_loss": [...], "<metric>": [...], "val_<metric>": [...]}``,
             one Python float per epoch run (``val_*`` only with validation data).
-        epoch: the epoch numbers (from ``initial_epoch``, counted from 0).
-        stopped_epoch: the epoch a callback stopped training at, else None.
+        epoch: the numbers of the epochs run, counted from 1 (``[1, 2, ...]``;
+            ``[k + 1, ...]`` after ``initial_epoch=k``): see "Epoch numbers" in :func:`fit`.
+        stopped_epoch: the number of the epoch a callback stopped training in, else None.
         stop_reason: the callback's message (e.g. where the loss became NaN), else None.
 
     Example:
         >>> h = History()
-        >>> h.append(0, {"loss": 2.0, "val_loss": 2.5})
+        >>> h.append(1, {"loss": 2.0, "val_loss": 2.5})
         >>> h.history, h.epoch
-        ({'loss': [2.0], 'val_loss': [2.5]}, [0])
+        ({'loss': [2.0], 'val_loss': [2.5]}, [1])
     """
 
     def __init__(self):
@@ -46,7 +50,7 @@ class History:
     def plot(self, path=None, *, title=None, log_scale=True):
         """Draw the training (and validation) loss per epoch; save a PNG at ``path`` if given.
 
-        Needs matplotlib (``pip install nanonet[plot]``); returns the
+        Needs matplotlib (the ``plot`` extra: ``pip install ".[plot]"`` in the nanonet checkout); returns the
         ``matplotlib.figure.Figure`` (made without pyplot, so no window and no
         global state).
         """
@@ -65,8 +69,7 @@ def plot_histories(histories, path=None, *, title=None, log_scale=True):
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError("History.plot needs matplotlib, which is nanonet's optional `plot` extra: "
-                          "pip install nanonet[plot]  (or pip install matplotlib)") from exc
+        raise missing("History.plot", "matplotlib", "plot") from exc
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
     for label, hist in histories.items():
@@ -125,7 +128,7 @@ class _Caller:
         return self.name
 
 
-def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size, validation_data=None, validation_split=None,
+def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size=32, validation_data=None, validation_split=None,
         callbacks=(), verbose=1, rng=None, metrics=None, shuffle=True, initial_epoch=0, clip_grad_norm=None):
     """Train ``model`` on ``(x, y)`` for ``epochs`` epochs of mini-batches; return a :class:`History`.
 
@@ -140,19 +143,32 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size, validation_data=
     a per-sample mean loss (``MSELoss()``) it is the mean loss over the
     epoch's samples. ``val_loss`` is the loss over the validation set after
     the epoch, computed the same way in batches of ``batch_size``. Metrics
-    (``metrics={"mae": fn}`` or ``[fn]``, with ``fn(pred, target) -> float``)
-    are averaged the same way and logged as ``name`` and ``val_name``.
+    (``metrics=["accuracy"]``, by name, or ``{"name": fn}`` / ``[fn]`` with
+    ``fn(pred, target) -> float``; see :mod:`nanonet.metrics`) are logged as
+    ``name`` and ``val_name``: a built-in one exact over the epoch's
+    samples, a plain callable averaged like the loss.
 
     **A non-finite loss** (NaN/Inf, or a model output the loss rejects) is not
     stepped on. If a callback (``TerminateOnNaN``) stops the run, ``fit``
     returns; otherwise it raises ``FloatingPointError`` naming the epoch and
     the batch.
 
+    **Epoch numbers** follow Keras: everything a user reads counts epochs
+    from 1, and epoch ``k`` is the one after which ``k`` epochs are complete.
+    The progress line (``epoch 3/10``), the callbacks' messages (``stopped at
+    epoch 3``), ``History.epoch`` and ``stopped_epoch``, and a checkpoint's
+    ``{epoch}`` and saved ``epoch`` all say 3 for the third epoch, and
+    ``fit(initial_epoch=3)`` resumes after it (running epochs 4, 5, ...).
+    Callback *hooks* receive the 0-based index, as Keras' do (``epoch`` in
+    ``on_epoch_end(epoch, logs)`` is 2 for epoch 3), so that
+    ``range(initial_epoch, epochs)`` and the learning-rate schedules line up.
+
     Args:
         model, loss_fn, optimizer: a Module, a Loss, an optimizer over the model's parameters.
         x, y: arrays with the same number of rows (samples).
-        epochs: train until this epoch count (with ``initial_epoch``: the last epoch + 1).
-        batch_size: rows per batch; the last batch may be smaller (see ``nanonet.data.batches``).
+        epochs: the number of the last epoch to run (with ``initial_epoch=k``: runs epochs k+1 ... epochs).
+        batch_size: rows per batch (default 32, as Keras); the last batch may be smaller (see
+            ``nanonet.data.batches``).
         validation_data: ``(x_val, y_val)``.
         validation_split: a fraction in (0, 1): the *last* rows of x, y (before
             any shuffling, as in Keras) are held out for validation.
@@ -160,11 +176,13 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size, validation_data=
             ``on_epoch_begin(epoch, logs)``, ``on_batch_end(batch, logs)``,
             ``on_epoch_end(epoch, logs)``, ``on_train_end(logs)`` (see
             ``nanonet.callbacks``; LR schedules work too).
-        verbose: 0 silent, 1 a progress bar (tqdm if installed), 2 one line per epoch.
+        verbose: 0 silent, 1 a progress bar (tqdm if installed), 2 one line per epoch; both show the
+            epoch's logs and wall time.
         rng: int seed or Generator for shuffling. The same seed gives a
             bit-identical History and weights.
         shuffle: reshuffle the training rows every epoch.
-        initial_epoch: the epoch to start at, to resume a run (see ``nn.load``).
+        initial_epoch: how many epochs are already done, to resume a run (a checkpoint's ``epoch``,
+            see ``nn.load``).
         clip_grad_norm: if given, the largest global gradient norm (see ``nanonet.optim.clip_grad_norm``).
 
     Example:
@@ -203,10 +221,10 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size, validation_data=
             if val:
                 scores = evaluate(model, loss_fn, *val, batch_size=batch_size, metrics=metrics)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
-            ctx.history.append(epoch, logs)
+            ctx.history.append(epoch + 1, logs)
             _dispatch(callbacks, "on_epoch_end", epoch, logs)
             if ctx.stop_training:
-                ctx.history.stopped_epoch = epoch
+                ctx.history.stopped_epoch = epoch + 1
                 break
         ctx.history.stop_reason = ctx.stop_reason
         _dispatch(callbacks, "on_train_end", {})
@@ -219,7 +237,7 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
     model, loss_fn = ctx.model, ctx.loss_fn
     model.train()
     total, count = 0.0, 0
-    sums = dict.fromkeys(metrics, 0.0)
+    tracker = metrics_mod.Tracker(metrics) if metrics else None
     for b, (xb, yb) in enumerate(batches(x, y, ctx.batch_size, shuffle=shuffle, rng=ctx.rng)):
         n = len(xb)
         model.zero_grad()
@@ -230,8 +248,8 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
             loss = math.nan
         finite = math.isfinite(loss)
         if finite:
-            for name, fn in metrics.items():
-                sums[name] += float(fn(pred, yb)) * n
+            if tracker is not None:
+                tracker.update(pred, yb)
             model.backward(loss_fn.backward())
             if clip is not None:
                 _clip(model.parameters(), clip)
@@ -241,47 +259,15 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
         _dispatch(ctx.callbacks, "on_batch_end", b, {"loss": loss, "size": n})
         if not finite and not ctx.stop_training:
             raise FloatingPointError(
-                f"fit: the loss became {loss} at epoch {epoch}, batch {b}; that batch was not stepped on. "
+                f"fit: the loss became {loss} at epoch {epoch + 1}, batch {b + 1}; that batch was not stepped on. "
                 f"Lower the learning rate, clip gradients (clip_grad_norm=...), or pass "
                 f"callbacks=[TerminateOnNaN()] to stop cleanly and keep the History")
         if ctx.stop_training:
             break
     logs = {"loss": total / count}
-    logs.update({name: s / count for name, s in sums.items()})
+    if tracker is not None:
+        logs.update(tracker.result())
     return logs
-
-
-def evaluate(model, loss_fn, x, y, *, batch_size=None, metrics=None):
-    """The loss (and metrics) of ``model`` on ``(x, y)`` in eval mode: ``{"loss": ..., name: ...}``.
-
-    Computed in batches of ``batch_size`` (all rows at once if None) and
-    averaged weighted by batch size. The model's mode is restored afterwards.
-
-    Example:
-        >>> import numpy as np
-        >>> import nanonet as nn
-        >>> nn.evaluate(nn.Linear(2, 1, rng=0), nn.MSELoss(), np.zeros((4, 2)), np.ones((4, 1)))
-        {'loss': 1.0}
-    """
-    check_pair("evaluate", x, y)
-    metrics = _as_metrics("evaluate", metrics)
-    batch_size = len(x) if batch_size is None else batch_size
-    check_batch_size("evaluate", batch_size)
-    was_training = model.training
-    model.eval()
-    try:
-        sums = dict.fromkeys(["loss", *metrics], 0.0)
-        for xb, yb in batches(x, y, batch_size, shuffle=False):
-            pred = model(xb)
-            try:
-                sums["loss"] += loss_fn(pred, yb) * len(xb)
-            except FloatingPointError:
-                sums["loss"] = math.nan
-            for name, fn in metrics.items():
-                sums[name] += float(fn(pred, yb)) * len(xb)
-    finally:
-        model.train(was_training)
-    return {k: v / len(x) for k, v in sums.items()}
 
 
 def _dispatch(callbacks, hook, *args):
@@ -297,21 +283,6 @@ def _check_callbacks(callbacks):
         if not any(callable(getattr(cb, h, None)) for h in HOOKS):
             raise TypeError(f"fit expected callbacks with at least one of {HOOKS}, got {cb!r} at position {i}")
     return callbacks
-
-
-def _as_metrics(caller, metrics):
-    if metrics is None:
-        return {}
-    if isinstance(metrics, dict):
-        items = dict(metrics)
-    else:
-        items = {getattr(fn, "__name__", repr(fn)): fn for fn in metrics}
-    for name, fn in items.items():
-        if not callable(fn):
-            raise TypeError(f"{caller} expected metrics to be callables fn(pred, target), got {fn!r} for {name!r}")
-        if name == "loss" or name.startswith("val_"):
-            raise ValueError(f"{caller}: a metric may not be called {name!r}")
-    return items
 
 
 def _check_fit(model, loss_fn, optimizer, x, y, epochs, batch_size, verbose, metrics, initial_epoch, clip):
@@ -334,7 +305,7 @@ def _check_fit(model, loss_fn, optimizer, x, y, epochs, batch_size, verbose, met
         raise ValueError(f"fit expected clip_grad_norm to be None or > 0, got {clip!r}")
     check_finite(_Caller("fit"), x, name="x")
     check_finite(_Caller("fit"), y, name="y")
-    return _as_metrics("fit", metrics)
+    return metrics_mod.resolve("fit", metrics)
 
 
 def _split(x, y, validation_data, validation_split):

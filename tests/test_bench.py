@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from nanonet import cli
+from nanonet.bench import report, timing, workloads
 
 
 @pytest.fixture
@@ -19,7 +20,8 @@ def no_torch(monkeypatch):
 
 def test_quick_bench_writes_valid_json(tmp_path, capsys, no_torch):
     path = tmp_path / "out" / "bench.json"
-    code = cli.main(["bench", "--quick", "--peers", "nanonet,seed,numpy-inplace,torch", "--json", str(path)])
+    code = cli.main(["bench", "--quick", "--peers", "nanonet,seed,numpy-inplace,torch", "--json", str(path),
+                     "--only", "steps,seed-run,layers,gradcheck,memory", "--budget", "0"])
     assert code == 0
     result = json.loads(path.read_text())
     assert result["meta"]["quick"] is True
@@ -31,7 +33,8 @@ def test_quick_bench_writes_valid_json(tmp_path, capsys, no_torch):
         for peer in step["peers"].values():
             assert peer["median"] > 0 and peer["p25"] <= peer["median"] <= peer["p75"]
             assert peer["ratio"] > 0 and peer["gflops"] > 0
-    assert result["gemm_ceiling"]["float64"]["gflops"] > 0
+        assert step["peers"]["nanonet"]["ratio_spread"] >= 0 and isinstance(step["peers"]["nanonet"]["noisy"], bool)
+    assert "gemm_ceiling" not in result  # --quick measures no ceiling: a few-ms one would not be one
     assert result["seed_run"]["epochs"] == 100 and "nanonet" in result["seed_run"]["peers"]
     assert {row["phase"] for row in result["layers"]} == {"forward", "backward"}
     assert result["gradcheck"]["peers"]["nanonet projected"]["passed"] is True
@@ -40,6 +43,43 @@ def test_quick_bench_writes_valid_json(tmp_path, capsys, no_torch):
     assert "torch" in result["skipped"] and "not installed" in result["skipped"]["torch"]
     out = capsys.readouterr().out
     assert "Skipped peers: torch" in out and "| 500×10×64 f64" in out
+    assert out.count("torch is not installed") == 1 and out.index("Skipped peers") < out.index("| N×in×H")
+
+
+def test_quick_runs_the_steps_within_its_budget_and_names_what_it_left_out(capsys, no_torch):
+    assert cli.main(["bench", "--quick", "--peers", "nanonet,seed,torch", "--budget", "1e-9"]) == 0
+    out = capsys.readouterr().out
+    head = out.split("\n\n")[0].splitlines()
+    assert head[1].startswith("Skipped peers: torch (torch is not installed")
+    # the first case always runs; every later one is named as not run
+    assert head[2] == ("Not run: training step 500x10x64 float32 (the 1e-09 s budget was spent); "
+                       "training step 64x32x32 float64 (the 1e-09 s budget was spent); "
+                       "training step 64x32x32 float32 (the 1e-09 s budget was spent)")
+    assert "| 500×10×64 f64" in out and "Whole seed run" not in out and "% of ceiling" not in out
+
+
+def _peer(median, p25, p75):
+    return timing.Stats(median, p25, p75, p25, 5, 1)
+
+
+def test_a_ratio_within_its_spread_of_one_prints_as_noisy():
+    stats = {"seed": _peer(1.0, 0.9, 1.1), "nanonet": _peer(1.05, 0.95, 1.15), "torch": _peer(2.0, 1.9, 2.1)}
+    rows = workloads.with_ratios(stats)
+    assert rows["nanonet"]["noisy"] and not rows["torch"]["noisy"] and "noisy" not in rows["seed"]
+    assert rows["torch"]["ratio_spread"] == pytest.approx(2.0 * (0.1 + 0.2) / 2)
+    result = {"meta": {"quick": True, "date": "today", "machine": {"cpu": "cpu", "cores": 2}},
+              "steps": [{"size": "8x2x4", "dtype": "float64", "peers": rows}],
+              "seed_run": {"epochs": 100, "size": "8x2x4", "dtype": "float64", "peers": rows}}
+    text = report.render(result)
+    assert "| 8×2×4 f64     | noisy   | 1.00 (1 s) | 2.00 ±0.30 |" in text
+    assert "| 100 epochs | nanonet | 1.05 s | 19 %   | noisy |" in text
+    assert "1.05" not in text.replace("| 1.05 s |", "")  # the noisy ratio's number is printed nowhere
+    assert "Skipped peers" not in text and "Not run" not in text
+
+
+def test_bad_budget_is_an_error():
+    with pytest.raises(SystemExit, match="--budget must be >= 0 seconds, got -1"):
+        cli.main(["bench", "--quick", "--budget", "-1"])
 
 
 def test_unknown_peer_is_an_error():

@@ -2,6 +2,7 @@
 
 import io
 import math
+import re
 
 import numpy as np
 import pytest
@@ -89,8 +90,9 @@ def test_early_stopping_in_fit_restores_the_best_weights():
     h = nn.fit(model, nn.MSELoss(), nn.optim.SGD(model.parameters(), lr=0.01), x[:64], y[:64], epochs=20,
                batch_size=64, validation_data=(x[64:], y[64:]), callbacks=[snap, stop], verbose=0, rng=0,
                metrics={"score": scripted([3.0, 2.0, 1.0, 1.5, 1.2, 0.5, 0.4])})
-    assert h.epoch == [0, 1, 2, 3, 4] and h.stopped_epoch == 4 and stop.best_epoch == 2
-    assert "val_score did not improve for 2 epoch(s)" in h.stop_reason
+    # epoch numbers count from 1 everywhere a user reads them; the hooks get 0-based indices
+    assert h.epoch == [1, 2, 3, 4, 5] and h.stopped_epoch == stop.stopped_epoch == 5 and stop.best_epoch == 3
+    assert "val_score did not improve for 2 epoch(s) (best 1 at epoch 3); stopped at epoch 5" in h.stop_reason
     for key, value in model.state_dict().items():
         assert np.array_equal(value, snapshots[2][key]), key
     assert not np.array_equal(snapshots[4]["0.weight"], snapshots[2]["0.weight"])
@@ -129,7 +131,7 @@ def test_model_checkpoint_save_best_only(tmp_path):
     nn.fit(model, nn.MSELoss(), nn.optim.SGD(model.parameters(), lr=0.01), x[:64], y[:64], epochs=5,
            batch_size=64, validation_data=(x[64:], y[64:]), callbacks=[cb], verbose=0, rng=0,
            metrics={"score": scripted([3.0, 2.0, 2.5, 1.0, 1.1])})
-    assert len(cb.saved) == 3  # epochs 0, 1 and 3 improved
+    assert len(cb.saved) == 3  # epochs 1, 2 and 4 improved
     meta = nn.load(path, small_model())
     assert meta["epoch"] == 4 and meta["best"] == 1.0
     with pytest.raises(ValueError, match="ModelCheckpoint monitors 'val_loss'"):
@@ -158,17 +160,17 @@ def test_terminate_on_nan_reports_epoch_and_batch_and_keeps_the_weights(capsys):
     model = small_model()
     model_ref = [model]
     h = nn.fit(model, NaNAtCall(5), nn.optim.SGD(model.parameters(), lr=0.01), x, y, epochs=4, batch_size=32,
-               callbacks=[keep, cb], verbose=0, rng=0)   # 3 batches per epoch: call 5 is epoch 1, batch 1
-    assert (cb.epoch, cb.batch) == (1, 1)
-    assert h.stopped_epoch == 1 and h.epoch == [0, 1] and math.isnan(h.history["loss"][1])
-    assert h.stop_reason.startswith("TerminateOnNaN: the loss became nan at epoch 1, batch 1")
+               callbacks=[keep, cb], verbose=0, rng=0)   # 3 batches per epoch: call 5 is epoch 2, batch 2
+    assert (cb.epoch, cb.batch) == (2, 2)
+    assert h.stopped_epoch == 2 and h.epoch == [1, 2] and math.isnan(h.history["loss"][1])
+    assert h.stop_reason.startswith("TerminateOnNaN: the loss became nan at epoch 2, batch 2")
     for key, value in model.state_dict().items():  # the NaN batch was not stepped on
         assert np.array_equal(value, before[-2][key])
     assert capsys.readouterr() == ("", "")  # verbose=0 is silent
 
 
 def test_without_terminate_on_nan_a_non_finite_loss_raises_where_it_happened():
-    with pytest.raises(FloatingPointError, match=r"the loss became nan at epoch 2, batch 0.*TerminateOnNaN"):
+    with pytest.raises(FloatingPointError, match=r"the loss became nan at epoch 3, batch 1;.*TerminateOnNaN"):
         fit_with([], epochs=5, loss_fn=NaNAtCall(3))
 
 
@@ -190,14 +192,16 @@ def test_plain_progress_line_per_epoch_when_not_a_terminal():
     lines = out.getvalue().splitlines()
     assert [line.split(" - ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert "\r" not in out.getvalue()
+    for line in lines:  # each epoch's line ends with its wall time
+        assert re.fullmatch(r"epoch \d/3 - loss [0-9.e+-]+ - \d+(\.\d)? (ms|s)", line), line
 
 
 def test_plain_progress_bar_rewrites_one_line_in_a_terminal():
     out = io.StringIO()
     fit_with([nn.ProgressBar(file=out, use_tqdm=False, dynamic=True, min_interval=0)], epochs=2, batch_size=32)
     text = out.getvalue()
-    assert text.count("\r[") >= 6 and text.endswith("\n") and text.count("\n") == 1
-    assert "6/6 epoch 2/2 loss" in text
+    assert text.count("\r[") >= 6 and text.endswith("\n") and text.count("\n") == 2  # one kept line per epoch
+    assert "6/6 epoch 2/2 loss" in text and re.search(r"3/6 epoch 1/2 loss [0-9.e+-]+ - \d+(\.\d)? (ms|s)", text)
 
 
 def test_tqdm_progress_bar():
@@ -217,3 +221,23 @@ def test_a_schedule_in_callbacks_sets_the_rate_of_each_epoch():
     record = nn.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(opt.param_groups[0]["lr"]))
     nn.fit(model, nn.MSELoss(), opt, x, y, epochs=5, batch_size=32, callbacks=[sched, record], verbose=0, rng=0)
     assert seen == [0.1, 0.1, 0.05, 0.05, 0.025]
+
+
+# -- one epoch numbering --------------------------------------------------------------
+def test_every_epoch_number_a_user_reads_agrees(tmp_path, capsys):
+    """Keras' convention: the progress line, the stop message, History, checkpoints: all count from 1."""
+    x, y = problem()
+    model = small_model()
+    stop = nn.EarlyStopping(monitor="val_score", patience=1)
+    ckpt = nn.ModelCheckpoint(str(tmp_path / "ckpt-{epoch}.npz"), verbose=1)
+    h = nn.fit(model, nn.MSELoss(), nn.optim.SGD(model.parameters(), lr=0.01), x[:64], y[:64], epochs=10,
+               batch_size=64, validation_data=(x[64:], y[64:]), callbacks=[stop, ckpt], verbose=2, rng=0,
+               metrics={"score": scripted([3.0, 2.0, 2.5, 2.4])})
+    out, err = capsys.readouterr()
+    shown = [int(m) for m in re.findall(r"^epoch (\d+)/10 - ", out, re.M)]
+    saved = [int(re.search(r"ckpt-(\d+)\.npz", p).group(1)) for p in ckpt.saved]
+    logged = [int(m) for m in re.findall(r"ModelCheckpoint: saved \S+ \(epoch (\d+)\)", err)]
+    assert shown == h.epoch == saved == logged == [1, 2, 3]
+    assert h.stopped_epoch == stop.stopped_epoch == 3 and stop.best_epoch == 2
+    assert h.stop_reason.endswith("(best 2 at epoch 2); stopped at epoch 3")
+    assert nn.load(ckpt.saved[-1], small_model())["epoch"] == 3  # = initial_epoch to resume after epoch 3

@@ -8,11 +8,16 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FILES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+NEEDS = re.compile(r"<!-- test_docs needs: ([\w ]+) -->")  # a page whose examples need optional extras
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if p.exists()], ids=lambda p: p.name)
 def test_markdown_python_blocks_run(path, tmp_path, monkeypatch):
-    blocks = BLOCK.findall(path.read_text())
+    text = path.read_text()
+    for needs in NEEDS.findall(text):
+        for package in needs.split():
+            pytest.importorskip(package, reason=f"{path.name}'s examples need {package} (an optional extra)")
+    blocks = BLOCK.findall(text)
     if path.name == "README.md" or path.parent.name == "docs" and path.name in ("index.md",):
         assert blocks, f"{path.name} should show runnable code"
     monkeypatch.chdir(tmp_path)

@@ -39,6 +39,14 @@ TABLE = [
               target=lambda shape, gen: gen.dirichlet(np.ones(shape[1]), size=shape[0])),
     LayerSpec(lambda: nn.CrossEntropyLoss("sum"), (4, 3), label="CrossEntropyLoss(sum)"),
     LayerSpec(nn.BCEWithLogitsLoss, (4, 3)),
+    LayerSpec(lambda: nn.CrossEntropyLoss(weight=np.array([0.5, 2.0, 1.0]), ignore_index=1, label_smoothing=0.2),
+              (6, 3), label="CrossEntropyLoss(weight, ignore_index, label_smoothing)",
+              target=lambda shape, gen: np.array([0, 1, 2, 2, 0, 1])),
+    LayerSpec(lambda: nn.CrossEntropyLoss("sum", weight=np.array([0.5, 2.0, 1.0]), label_smoothing=0.3), (4, 3),
+              label="CrossEntropyLoss(sum, weight, label_smoothing, probabilities)",
+              target=lambda shape, gen: gen.dirichlet(np.ones(shape[1]), size=shape[0])),
+    LayerSpec(lambda: nn.BCEWithLogitsLoss(pos_weight=np.array([0.5, 1.0, 4.0])), (4, 3),
+              label="BCEWithLogitsLoss(pos_weight)"),
 ]
 
 

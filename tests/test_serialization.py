@@ -297,7 +297,7 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
     resumed_model, resumed_opt, resumed = run(tmp_path / "b", epochs=6, initial_epoch=3,
                                               resume_from=tmp_path / "b" / "epoch-3.npz")
     assert part.history["loss"] == full.history["loss"][:3]
-    assert resumed.epoch == [3, 4, 5]
+    assert resumed.epoch == [4, 5, 6]
     assert resumed.history["loss"] == full.history["loss"][3:]
     assert resumed.history["val_loss"] == full.history["val_loss"][3:]
     assert_same_state(full_model, resumed_model)

@@ -13,23 +13,32 @@ Example (the quick suite, nanonet and the seed only):
 import contextlib
 import datetime
 import sys
+import time
 
+from .._extras import missing
 from . import baseline, conv, isolated, layers, peers, report, workloads
 
 PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory", "conv")
+QUICK_PARTS = ("steps",)  # the seed run is the 500x10x64 float64 step 100 times: too long for a first look
+QUICK_BUDGET_S = 5.0  # no new case (or round) starts after this: with imports and the report, under 15 s
 
 
 def add_arguments(parser):
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes only, few repeats (a few seconds)")
+                        help="a first look in a few seconds: the training steps at small sizes, no new case "
+                             f"after {QUICK_BUDGET_S:g} s (under 15 s on 2 cores)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of ratio against size (needs matplotlib)")
     parser.add_argument("--write-docs", nargs="?", const="docs/performance.md", metavar="PATH",
                         help="regenerate the results block of docs/performance.md (or PATH)")
     parser.add_argument("--peers", default=",".join(peers.PEERS),
                         help=f"comma-separated peers (default: all of {', '.join(peers.PEERS)})")
-    parser.add_argument("--only", default=",".join(PARTS),
-                        help=f"comma-separated parts to run (default: all of {', '.join(PARTS)})")
+    parser.add_argument("--only", default=None,
+                        help=f"comma-separated parts to run (default: all of {', '.join(PARTS)}; "
+                             f"with --quick: {', '.join(QUICK_PARTS)})")
+    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                        help=f"start no new case after SECONDS (default {QUICK_BUDGET_S:g} with --quick, "
+                             f"else none; 0: none)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case")
     parser.add_argument("--sizes", default=None, metavar="NxINxH,...",
                         help="training-step sizes, e.g. 500x10x64,1024x256x1024 (default: the suite's)")
@@ -64,50 +73,72 @@ def _parse_sizes(text):
 
 
 def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=None, sizes=None,
-              dtypes=workloads.DTYPES, isolate=False, baseline_revs=(), log=print):
-    """Run the chosen parts; returns the result dict (what ``--json`` writes)."""
-    repeats = repeats or (3 if quick else 9)
+              dtypes=workloads.DTYPES, isolate=False, baseline_revs=(), log=print, budget_s=None):
+    """Run the chosen parts; returns the result dict (what ``--json`` writes).
+
+    ``quick``: few repeats of short samples, and no GEMM ceiling (a
+    few-millisecond ceiling is not one to compare against). ``budget_s``:
+    after that many seconds no new case starts; the cases not run are
+    listed in ``meta["not_run"]`` and at the top of the report.
+    """
+    repeats = repeats or (5 if quick else 9)
     min_time = 0.003 if quick else 0.05
     # Before each sample, let the worker threads the previous case left spinning
     # (OpenBLAS busy-waits up to ~0.1 s after a call, OpenMP and XLA a little) go idle.
-    settle = 0.02 if quick else 0.12
+    settle = 0.01 if quick else 0.12
+    deadline = time.monotonic() + budget_s if budget_s else None
+    not_run = []
+
+    def time_left(what, first=False):  # the first step always runs: a quick look shows the seed's size
+        if deadline is not None and time.monotonic() > deadline and not first:
+            not_run.append(f"{what} (the {budget_s:g} s budget was spent)")
+            return False
+        return True
+
     skips = workloads.Skips()
     result = {"meta": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        "quick": quick, "isolated_steps": isolate, "settle_s": settle, "repeats": repeats, "min_sample_s": min_time, "peers": list(names), "parts": list(parts),
                        "command": "nanonet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
                        else "nanonet.bench.cli.run_suite"},
               "skipped": skips}
-    log("GEMM ceiling ...")
-    result["gemm_ceiling"] = workloads.gemm_ceiling(512 if quick else 2048, repeats=3 if quick else 7,
-                                                    torch_too="torch" in names, settle=settle)
+    if not quick:
+        log("GEMM ceiling ...")
+        result["gemm_ceiling"] = workloads.gemm_ceiling(2048, repeats=7, torch_too="torch" in names, settle=settle)
     if "steps" in parts:
         log("training steps ...")
         sizes = sizes or (workloads.QUICK_SIZES if quick else workloads.FULL_SIZES)
+        result["steps"] = []
         with contextlib.ExitStack() as stack:
             workers = stack.enter_context(isolated.Workers(names, baseline_revs)) if isolate else None
-            result["steps"] = workloads.training_steps(names, sizes, skips, result["gemm_ceiling"], dtypes=dtypes,
-                                                       repeats=repeats, min_time=min_time, settle=settle,
-                                                       workers=workers, log=log)
-    if "seed-run" in parts:
+            for i, size in enumerate(sizes):  # one case at a time, so that the budget is checked between them
+                for j, dt in enumerate(dtypes):
+                    if time_left(f"training step {'x'.join(map(str, size))} {dt}", first=i == j == 0):
+                        result["steps"] += workloads.training_steps(
+                            names, [size], skips, result.get("gemm_ceiling"), dtypes=(dt,), repeats=repeats,
+                            min_time=min_time, settle=settle, workers=workers, log=log, deadline=deadline)
+    if "seed-run" in parts and time_left("seed run"):
         log("seed run ...")
-        result["seed_run"] = workloads.seed_run(names, skips, repeats=repeats, settle=settle)
-    if "layers" in parts:
+        result["seed_run"] = workloads.seed_run(names, skips, repeats=3 if quick else repeats, settle=settle,
+                                                deadline=deadline)
+    if "layers" in parts and time_left("layers"):
         log("layers ...")
         result["layers"] = layers.layer_passes(skips, n=500, hidden=64 if quick else 256,
-                                               repeats=repeats, min_time=min_time, settle=settle, log=log)
-    if "gradcheck" in parts:
+                                               repeats=3 if quick else repeats, min_time=min_time, settle=settle,
+                                               log=log)
+    if "gradcheck" in parts and time_left("gradient checks"):
         log("gradient checks ...")
         result["gradcheck"] = workloads.gradient_checks(skips, repeats=1 if quick else 3, quick=quick, log=log)
-    if "memory" in parts:
+    if "memory" in parts and time_left("memory"):
         log("memory ...")
         sizes = workloads.QUICK_SIZES[:1] if quick else [(500, 10, 64), (1024, 256, 1024)]
         result["memory"] = workloads.memory(names, sizes, skips)
-    if "conv" in parts:
+    if "conv" in parts and time_left("conv steps"):
         log("conv steps ...")
         result["conv"] = conv.conv_steps(names, skips, dtypes=dtypes, repeats=repeats, min_time=min_time,
                                          settle=settle, problems=("digits",) if quick else tuple(conv.PROBLEMS),
                                          log=log)
     result["meta"]["machine"] = report.machine_info()
+    result["meta"]["not_run"] = not_run
     result["skipped"] = dict(skips)
     return result
 
@@ -123,7 +154,7 @@ def _blas_threads(count):
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        raise SystemExit("nanonet bench: --threads needs threadpoolctl (pip install threadpoolctl)") from None
+        raise SystemExit(f"nanonet bench: {missing('--threads', 'threadpoolctl', 'bench')}") from None
     with threadpool_limits(limits=count, user_api="blas"):
         yield
 
@@ -146,14 +177,17 @@ def main(args):
         return _report(_load(args.from_json), args)
     extra = [baseline.register(rev) for rev in args.baseline]
     names = _parse_list(args.peers, peers.PEERS, "peer") + extra
-    parts = _parse_list(args.only, PARTS, "part")
+    parts = _parse_list(args.only or ",".join(QUICK_PARTS if args.quick else PARTS), PARTS, "part")
+    budget = args.budget if args.budget is not None else (QUICK_BUDGET_S if args.quick else None)
+    if budget is not None and budget < 0:
+        raise SystemExit(f"nanonet bench: --budget must be >= 0 seconds, got {args.budget}")
     if "seed" not in names:
         names.insert(0, "seed")  # every ratio is to the seed
     with _blas_threads(args.threads):
         result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
                            sizes=_parse_sizes(args.sizes) if args.sizes else None,
                            dtypes=_parse_list(args.dtypes, workloads.DTYPES, "dtype"),
-                           isolate=args.isolate, baseline_revs=args.baseline,
+                           isolate=args.isolate, baseline_revs=args.baseline, budget_s=budget or None,
                            log=lambda s: print(s, file=sys.stderr))
     return _report(result, args)
 

@@ -1,5 +1,6 @@
 """Output of ``nanonet bench``: terminal table, JSON, PNG plot, docs/performance.md."""
 
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -25,10 +26,12 @@ def machine_info():
     except OSError:
         pass
     versions = {"numpy": np.__version__}
-    for name in ("scipy", "torch", "jax", "sklearn", "threadpoolctl", "matplotlib"):
+    # from the installed metadata: importing matplotlib (or a peer that did not run) costs seconds
+    for name, dist in (("scipy", "scipy"), ("torch", "torch"), ("jax", "jax"), ("sklearn", "scikit-learn"),
+                       ("threadpoolctl", "threadpoolctl"), ("matplotlib", "matplotlib")):
         try:
-            versions[name] = __import__(name).__version__
-        except Exception:
+            versions[name] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
             continue
     import nanonet
 
@@ -70,25 +73,45 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def ratio_text(peer, spread=True):
+    """A peer's ratio as the report prints it: ``1.67 ±0.08``, or ``noisy`` when the spread exceeds the effect.
+
+    Results saved before the noise rule (no ``noisy`` key) are judged on the
+    peer's own spread.
+
+    >>> ratio_text({"ratio": 1.67, "ratio_spread": 0.08, "noisy": False}), ratio_text({"ratio": 1.02, "noisy": True})
+    ('1.67 ±0.08', 'noisy')
+    """
+    ratio = peer.get("ratio")
+    if ratio is None:
+        return ""
+    width = peer.get("ratio_spread", peer.get("spread", 0.0) * ratio)
+    if peer.get("noisy", width >= abs(ratio - 1) and ratio != 1.0):
+        return "noisy"
+    return f"{ratio:.2f} ±{width:.2f}" if spread else f"{ratio:.2f}"
+
+
 def ratio_cell(peer, reference):
-    """A table cell: the reference's ``1.00 (time)``, another peer's ``ratio ±spread``, or ``skipped``."""
+    """A table cell: the reference's ``1.00 (time)``, another peer's ``ratio_text``, or ``skipped``."""
     if peer is None:
         return "skipped"
     if reference:
         return f"1.00 ({_fmt_time(peer['median'])})"
-    return f"{peer['ratio']:.2f} ±{peer['spread'] * peer['ratio']:.2f}"
+    return ratio_text(peer)
 
 
 def step_table(result):
     """Ratios to the seed per size and dtype (lower is faster), seed time in brackets."""
     names = [n for n in peers_mod.PEERS if any(n in row["peers"] for row in result["steps"])]
-    header = ["N×in×H, dtype"] + names + ["nanonet % of ceiling"]
+    with_ceiling = any(row.get("ceiling_gflops") for row in result["steps"])
+    header = ["N×in×H, dtype"] + names + (["nanonet % of ceiling"] if with_ceiling else [])
     rows = []
     for row in result["steps"]:
         cells = [f"{row['size'].replace('x', '×')} f{row['dtype'][5:]}"]
         cells += [ratio_cell(row["peers"].get(name), name == "seed") for name in names]
         nano = row["peers"].get("nanonet", {})
-        cells.append(f"{nano['of_ceiling'] * 100:.0f} %" if nano.get("of_ceiling") else "n/a")
+        if with_ceiling:
+            cells.append(f"{nano['of_ceiling'] * 100:.0f} %" if nano.get("of_ceiling") else "n/a")
         rows.append(cells)
     return _table(header, rows)
 
@@ -97,8 +120,8 @@ def _peer_rows(items, label_key):
     rows = []
     for item in items:
         for name, peer in item["peers"].items():
-            ratio = "" if peer.get("ratio") is None else f"{peer['ratio']:.2f}"
-            rows.append([item[label_key], name, _fmt_time(peer["median"]), f"{peer['spread'] * 100:.0f} %", ratio])
+            rows.append([item[label_key], name, _fmt_time(peer["median"]), f"{peer['spread'] * 100:.0f} %",
+                         ratio_text(peer, spread=False)])
     return rows
 
 
@@ -141,7 +164,8 @@ def other_tables(result):
     if result.get("gradcheck"):
         gc = result["gradcheck"]
         rows = [[name, _fmt_time(p["median"]), "PASS" if p["passed"] else "FAIL",
-                 f"{p['speedup_vs_torch_default']:.1f}×" if p.get("speedup_vs_torch_default") else ""]
+                 "" if not p.get("speedup_vs_torch_default") or name == "torch default"
+                 else "noisy" if p.get("noisy") else f"{p['speedup_vs_torch_default']:.1f}×"]
                 for name, p in gc["peers"].items()]
         parts.append(f"Gradient check of the {gc['model']} ({gc['elements']} elements: input and parameters):\n\n"
                      + _table(["checker", "median", "result", "faster than torch default"], rows))
@@ -162,19 +186,27 @@ def other_tables(result):
 
 
 def render(result):
-    """The whole report as Markdown-ish text (the terminal shows the same)."""
+    """The whole report as Markdown-ish text (the terminal shows the same).
+
+    The peers that could not run are named once, at the top; a ratio whose
+    spread exceeds its effect prints as ``noisy`` (``ratio_text``).
+    """
     skipped = result.get("skipped") or {}
-    lines = [f"nanonet bench ({'quick' if result['meta']['quick'] else 'full'}), "
-             f"{result['meta']['machine']['cpu']}, {result['meta']['machine']['cores']} cores, "
-             f"{result['meta']['date']}"]
+    meta = result["meta"]
+    lines = [f"nanonet bench ({'quick' if meta['quick'] else 'full'}), "
+             f"{meta['machine']['cpu']}, {meta['machine']['cores']} cores, {meta['date']}"]
+    if skipped:
+        lines.append("Skipped peers: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+    if meta.get("not_run"):
+        lines.append("Not run: " + "; ".join(meta["not_run"]))
+    lines.append("Ratios whose spread is larger than their distance from 1.00 print as \"noisy\".")
     if result.get("steps"):
         lines += ["", "Training step (forward, MSE, backward, SGD) of in -> H -> H -> 1; median time as a ratio "
-                  "to the seed's numpy (lower is faster; ± is the interquartile range):", "", step_table(result)]
+                  "to the seed's numpy (lower is faster; ± is the ratio's spread, from both interquartile ranges):",
+                  "", step_table(result)]
     other = other_tables(result)
     if other:
         lines += ["", other]
-    if skipped:
-        lines += ["", "Skipped peers: " + "; ".join(f"{k} ({v})" for k, v in skipped.items())]
     return "\n".join(lines)
 
 

@@ -47,6 +47,29 @@ class Stats:
         return d
 
 
+def ratio_spread(stats, reference):
+    """The uncertainty of ``stats.median / reference.median``, in the ratio's own units.
+
+    Each median is uncertain by about half its interquartile range; for a
+    quotient the relative uncertainties add, so the ratio's is the mean of
+    the two relative IQRs. A ratio closer to 1 than this is **noisy**: the
+    effect is smaller than the spread, and the report prints "noisy"
+    instead of a number it cannot stand behind.
+
+    >>> a, b = Stats(1.10, 1.05, 1.15, 1.0, 5, 1), Stats(1.0, 0.95, 1.05, 0.9, 5, 1)
+    >>> round(ratio_spread(a, b), 4)   # 1.10 +- 0.105: the 10 % effect is within the spread
+    0.105
+    >>> is_noisy(1.10, ratio_spread(a, b))
+    True
+    """
+    return stats.median / reference.median * (stats.spread + reference.spread) / 2
+
+
+def is_noisy(ratio, spread):
+    """True when the ratio's spread is at least its effect ``|ratio - 1|``."""
+    return spread >= abs(ratio - 1)
+
+
 def calibrate(fn, min_time, max_inner=10_000):
     """How many calls make one sample last at least ``min_time`` seconds."""
     inner = 1
@@ -61,15 +84,17 @@ def calibrate(fn, min_time, max_inner=10_000):
         inner = min(max_inner, max(inner * 2, int(inner * grow)))
 
 
-def interleave(cases, *, repeats=7, min_time=0.05, warmup=2, seed=0, settle=0.0):
+def interleave(cases, *, repeats=7, min_time=0.05, warmup=2, seed=0, settle=0.0, deadline=None):
     """Time each callable of ``cases`` (name -> fn) in interleaved rounds.
 
     Every round runs each case once (one sample of ``inner`` calls), in an
     order shuffled per round by a seeded generator. Before each sample the
     harness sleeps ``settle`` seconds, so that the worker threads a peer
     left spinning (OpenBLAS, OpenMP, XLA busy-wait after each call) have
-    gone idle and do not slow the next peer down. Returns name -> Stats of
-    seconds per call.
+    gone idle and do not slow the next peer down. With ``deadline`` (a
+    ``time.monotonic()`` value), no round starts after it once 3 rounds are
+    done (``Stats.n`` says how many ran). Returns name -> Stats of seconds
+    per call.
     """
     for fn in cases.values():
         for _ in range(warmup):
@@ -78,7 +103,9 @@ def interleave(cases, *, repeats=7, min_time=0.05, warmup=2, seed=0, settle=0.0)
     samples = {name: [] for name in cases}
     order = list(cases)
     shuffler = random.Random(seed)
-    for _ in range(repeats):
+    for done in range(repeats):
+        if deadline is not None and done >= 3 and time.monotonic() > deadline:
+            break
         shuffler.shuffle(order)
         for name in order:
             fn, k = cases[name], inner[name]

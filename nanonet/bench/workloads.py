@@ -16,7 +16,7 @@ import tracemalloc
 import numpy as np
 
 from . import peers as peers_mod
-from .timing import Stats, interleave
+from .timing import Stats, interleave, is_noisy, ratio_spread
 
 FULL_SIZES = [(500, 10, 64), (64, 32, 32), (500, 10, 256), (1024, 256, 1024), (4096, 512, 2048)]
 QUICK_SIZES = [(500, 10, 64), (64, 32, 32)]
@@ -41,12 +41,18 @@ def build_steps(names, problem, skips):
 
 
 def with_ratios(stats, reference="seed", flops=None, ceiling=None):
-    """name -> dict of Stats fields, plus ratio to ``reference`` (and GFLOP/s)."""
+    """name -> dict of Stats fields, plus ratio to ``reference`` (and GFLOP/s).
+
+    A ratio comes with ``ratio_spread`` and ``noisy`` (see ``timing.ratio_spread``).
+    """
     ref = stats.get(reference)
     out = {}
     for name, st in stats.items():
         row = st.as_dict()
         row["ratio"] = st.median / ref.median if ref else None
+        if ref and name != reference:
+            row["ratio_spread"] = ratio_spread(st, ref)
+            row["noisy"] = is_noisy(row["ratio"], row["ratio_spread"])
         if flops:
             row["gflops"] = flops / st.median / 1e9
             row["of_ceiling"] = row["gflops"] / ceiling if ceiling else None
@@ -79,7 +85,7 @@ def gemm_ceiling(size=2048, repeats=5, torch_too=True, settle=0.0):
 
 
 def training_steps(names, sizes, skips, ceiling, *, repeats, min_time, dtypes=DTYPES, settle=0.0, workers=None,
-                   log=print):
+                   log=print, deadline=None):
     """One result dict per (size, dtype): the peers' per-step Stats and ratios.
 
     For a step of at least 1 GFLOP the ceiling is measured again, interleaved
@@ -106,7 +112,8 @@ def training_steps(names, sizes, skips, ceiling, *, repeats, min_time, dtypes=DT
                 cases["gemm (N,H)@(H,H)"] = lambda a=a, b=b, out=out: np.matmul(a, b, out=out)
             rounds = max(3, repeats // 2) if flops >= 2e10 else repeats
             if workers is None:
-                stats = interleave(cases, repeats=rounds, min_time=min_time, warmup=1 if big else 3, settle=settle)
+                stats = interleave(cases, repeats=rounds, min_time=min_time, warmup=1 if big else 3, settle=settle,
+                                   deadline=deadline)
             else:
                 stats = workers.interleave((n, n_in, hidden), dt, skips, repeats=rounds, min_time=min_time,
                                            warmup=1 if big else 3, settle=settle, local=cases)
@@ -121,13 +128,14 @@ def training_steps(names, sizes, skips, ceiling, *, repeats, min_time, dtypes=DT
                    "peers": with_ratios(stats, flops=flops, ceiling=ceil)}
             results.append(row)
             log(f"  step {row['size']} {dt}: " + ", ".join(
-                f"{k} {v['ratio']:.2f}" for k, v in row["peers"].items() if v["ratio"] is not None)
+                f"{k} {'noisy' if v.get('noisy') else format(v['ratio'], '.2f')}"
+                for k, v in row["peers"].items() if v["ratio"] is not None)
                 + (f"; nanonet {row['peers']['nanonet']['of_ceiling']:.0%} of ceiling"
                    if ceil and "nanonet" in row["peers"] else ""))
     return results
 
 
-def seed_run(names, skips, *, repeats, epochs=100, settle=0.0):
+def seed_run(names, skips, *, repeats, epochs=100, settle=0.0, deadline=None):
     """The seed's whole run: build the model, ``epochs`` full-batch steps, test loss.
 
     Uses the demo's data (``make_regression``, 500 x 10) and sizes (64, 64),
@@ -152,7 +160,7 @@ def seed_run(names, skips, *, repeats, epochs=100, settle=0.0):
                 step()
 
         runs[name] = run
-    stats = interleave(runs, repeats=repeats, min_time=0.0, warmup=1, settle=settle)
+    stats = interleave(runs, repeats=repeats, min_time=0.0, warmup=1, settle=settle, deadline=deadline)
     return {"epochs": epochs, "size": "500x10x64", "dtype": "float64", "peers": with_ratios(stats)}
 
 

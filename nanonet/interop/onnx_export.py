@@ -1,0 +1,172 @@
+"""ONNX export: ``export(model, path, input_shape)`` builds the graph with the ``onnx`` package and checks it.
+
+Each module is written by its converter (``onnx_converters``: a registry keyed
+by module class, so a new layer needs one function). The model is exported
+as it computes in eval mode: Dropout is the identity and BatchNorm uses its
+running statistics. Needs onnx, nanonet's optional ``onnx`` extra (with
+onnxruntime, which runs the tests).
+"""
+
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+from .._extras import missing
+
+try:
+    import onnx
+    from onnx import checker, helper, numpy_helper
+except ImportError as exc:  # pragma: no cover - exercised only without onnx
+    raise missing("nn.export_onnx", "onnx", "onnx") from exc
+
+from ..containers import Graph
+from ..inference import predict
+from ..module import Module
+from .onnx_converters import convert
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 13   # Split takes its sizes as an input from opset 13 on
+
+
+class GraphBuilder:
+    """Collects the nodes and the weights (initializers) of one ONNX graph; converters call it."""
+
+    def __init__(self, dtype, opset):
+        self.dtype = np.dtype(dtype)
+        self.opset = opset
+        self.elem_type = helper.np_dtype_to_tensor_dtype(self.dtype)
+        self.nodes, self.initializers = [], []
+        self._names = set()
+
+    def unique(self, name):
+        """``name``, or ``name_1``, ``name_2``, ... if it is taken."""
+        candidate, k = name, 0
+        while candidate in self._names:
+            k += 1
+            candidate = f"{name}_{k}"
+        self._names.add(candidate)
+        return candidate
+
+    def weight(self, name, array):
+        """A float initializer in the graph's dtype (a copy of ``array``); returns its name."""
+        return self.constant(name, np.asarray(array, dtype=self.dtype))
+
+    def scalar(self, name, value):
+        """A float scalar initializer in the graph's dtype."""
+        return self.weight(name, np.array(value))
+
+    def constant(self, name, array):
+        """An initializer holding ``array`` as it is (e.g. int64 sizes); returns its name."""
+        name = self.unique(name)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name=name))
+        return name
+
+    def node(self, op, inputs, outputs, **attributes):
+        """Add an ``op`` node; ``outputs`` is a name (one output, returned as a str) or a list of names."""
+        single = isinstance(outputs, str)
+        names = [self.unique(o) for o in ([outputs] if single else outputs)]
+        self.nodes.append(helper.make_node(op, list(inputs), names, name=self.unique(f"{names[0]}/{op}"),
+                                           **attributes))
+        return names[0] if single else names
+
+    def require_opset(self, minimum, module):
+        if self.opset < minimum:
+            raise ValueError(f"export_onnx: {module.short_repr()} needs opset >= {minimum}, got opset={self.opset}")
+
+
+def _input_shapes(model, input_shape):
+    if input_shape is None:
+        if isinstance(model, Graph):
+            return [tuple(s) for s in model.input_shapes]
+        first = next(iter(model.children()), model)
+        if hasattr(first, "in_features"):
+            return [(first.in_features,)]
+        raise ValueError(f"export_onnx: give input_shape, the feature shape of one example, e.g. (10,), "
+                         f"for {model.short_repr()}")
+    if isinstance(input_shape, (int, np.integer)):
+        input_shape = (input_shape,)
+    shapes = [input_shape] if all(isinstance(d, (int, np.integer)) for d in input_shape) else list(input_shape)
+    for shape in shapes:
+        if not shape or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
+                                for d in shape):
+            raise ValueError(f"export_onnx expected input_shape as the feature shape of one example (positive "
+                             f"ints, without the batch axis), or a list of them, got {input_shape!r}")
+    return [tuple(int(d) for d in s) for s in shapes]
+
+
+def _dtype(model, dtype):
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"export_onnx expected a floating-point dtype, got {dtype}")
+        return dtype
+    found = {p.value.dtype for p in model.parameters()}
+    if len(found) > 1:
+        raise TypeError(f"export_onnx: the model mixes parameter dtypes {sorted(map(str, found))}; "
+                        f"convert it with model.to(...) first")
+    return found.pop() if found else np.dtype(np.float64)
+
+
+def _check_opset(opset):
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"export_onnx expected opset an int in [{MIN_OPSET}, {newest}] (this onnx's newest), "
+                         f"got {opset!r}")
+    return int(opset)
+
+
+def _probe(model, shapes, dtype):
+    """Run the model once (eval mode) on random inputs of ``shapes``: the output shapes, or a clear error."""
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((2, *s)).astype(dtype) for s in shapes]
+    try:
+        out = predict(model, xs[0] if len(xs) == 1 else tuple(xs))
+    except Exception as exc:
+        raise ValueError(f"export_onnx: {model.short_repr()} does not run on inputs of feature shape(s) "
+                         f"{shapes} in {dtype}: {exc}") from exc
+    return [o.shape[1:] for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def export(model, path, input_shape=None, *, opset=None, dtype=None):
+    """The implementation of :func:`nanonet.export_onnx` (see there)."""
+    if not isinstance(model, Module):
+        raise TypeError(f"export_onnx expected a nanonet Module, got {type(model).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"export_onnx expected path to be a str or os.PathLike, got {type(path).__name__}")
+    opset = _check_opset(DEFAULT_OPSET if opset is None else opset)
+    shapes = _input_shapes(model, input_shape)
+    dtype = _dtype(model, dtype)
+    out_shapes = _probe(model, shapes, dtype)
+    builder = GraphBuilder(dtype, opset)
+    names = model.input_names if isinstance(model, Graph) else ["input"]
+    if len(names) != len(shapes):
+        raise ValueError(f"export_onnx: {model.short_repr()} takes {len(names)} input(s), got {len(shapes)} shape(s)")
+    for name in names:
+        builder.unique(name)
+    outputs = convert(model, builder, names, "")
+    out_names = [builder.node("Identity", [o], "output" if len(outputs) == 1 else f"output_{i}")
+                 for i, o in enumerate(outputs)]
+    graph = helper.make_graph(
+        builder.nodes, type(model).__name__,
+        [helper.make_tensor_value_info(n, builder.elem_type, ["batch", *s]) for n, s in zip(names, shapes)],
+        [helper.make_tensor_value_info(n, builder.elem_type, ["batch", *s]) for n, s in zip(out_names, out_shapes)],
+        initializer=builder.initializers)
+    opsets = [helper.make_opsetid("", opset)]
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="nanonet",
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    checker.check_model(proto, full_check=True)
+    _save_atomically(proto, pathlib.Path(path))
+    return proto
+
+
+def _save_atomically(proto, path):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save_model(proto, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
