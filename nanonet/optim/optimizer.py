@@ -96,10 +96,32 @@ class Optimizer:
                 p.grad.fill(0)
 
     def step(self):
-        """Update every parameter in place from its ``.grad``."""
+        """Update every parameter in place from its ``.grad``.
+
+        First every ``.grad`` is checked to be an ndarray of its parameter's
+        shape and dtype (a few attribute comparisons per parameter, no pass
+        over the elements): a ``.grad`` replaced by an array of another shape
+        would otherwise be broadcast into the update. Nothing is updated when
+        one is wrong.
+        """
+        self._check_grads()
         for group in self.param_groups:
             for p in group["params"]:
                 self._update(p, group, self._state_for(p))
+
+    def _check_grads(self):
+        index = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                g, v = p.grad, p.value
+                if g.__class__ is not np.ndarray or g.shape != v.shape or g.dtype != v.dtype:
+                    wrong_shape = isinstance(g, np.ndarray) and g.shape != v.shape
+                    got = f"{g.dtype}{g.shape}" if isinstance(g, np.ndarray) else type(g).__name__
+                    raise (ValueError if wrong_shape else TypeError)(
+                        f"{type(self).__name__}.step: parameter #{index} is {v.dtype}{v.shape} but its .grad is "
+                        f"{got}; a .grad must keep its parameter's shape and dtype (assign into it: "
+                        f"p.grad[...] = g). Nothing was updated")
+                index += 1
 
     def _update(self, p, group, state):
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
