@@ -30,6 +30,7 @@ import copy
 import numpy as np
 
 from .._rng import as_generator
+from .arguments import check_data, check_eps_values, check_gradients_arguments, check_model, check_settings
 from .diagnosis import diagnose as _diagnose
 from .diagnosis import resolve_kinks
 from .engine import KinkWatch, Objective
@@ -307,8 +308,8 @@ def check_gradients(model, x, y=None, loss_fn=None, *, eps=1e-6, rtol=1e-5, atol
         >>> report.ok, [row.name for row in report.rows]
         (True, ['input', 'weight', 'bias'])
     """
-    if mode not in MODES:
-        raise ValueError(f"check_gradients expected mode in {MODES}, got {mode!r}")
+    check_gradients_arguments(model, x, y, loss_fn, eps=eps, rtol=rtol, atol=atol, n_directions=n_directions,
+                              mode=mode, modes=MODES, diagnose=diagnose)
     gen = as_generator(rng)
     setup = _Setup(model, x, y, loss_fn, gen)
     checker = _RowChecker(setup, eps, rtol, atol, gen, n_directions, diagnose)
@@ -353,8 +354,16 @@ def eps_sweep(model, x, y=None, loss_fn=None, *, eps_values=None, rng=None, n_di
         >>> sweep.best_error < 1e-8
         True
     """
+    check_settings("eps_sweep", n_directions=n_directions)
+    eps_values = [10.0 ** -k for k in range(1, 11)] if eps_values is None else check_eps_values("eps_sweep",
+                                                                                                 eps_values)
+    if (loss_fn is None) != (y is None):
+        raise ValueError("eps_sweep needs both y and loss_fn, or neither")
+    check_model("eps_sweep", model, loss_fn=loss_fn)
+    check_data("eps_sweep", x, "x")
+    if y is not None:
+        check_data("eps_sweep", y, "y")
     gen = as_generator(rng)
-    eps_values = [10.0 ** -k for k in range(1, 11)] if eps_values is None else list(eps_values)
     setup = _Setup(model, x, y, loss_fn, gen)
     checker = _RowChecker(setup, 1.0, 0.0, 0.0, gen, n_directions, False)
     targets = setup.objective.targets()
