@@ -203,7 +203,7 @@ def _format_fields(path):
         fields = [field for _, field, _, _ in string.Formatter().parse(path) if field is not None]
     except ValueError as exc:
         raise ValueError(f"ModelCheckpoint: the path pattern {path!r} is malformed ({exc}); "
-                         f"write fields as {{epoch}} or {{val_loss:.3f}}, and a literal brace as {{{{ or }}}}") from None
+                         f"write fields as {{epoch}} or {{val_loss:.3f}}, a literal brace as {{{{ or }}}}") from None
     for field in fields:
         if not field or field.isdigit():
             raise ValueError(f"ModelCheckpoint: the path pattern {path!r} has a positional field {{{field}}}; "
