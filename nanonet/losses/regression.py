@@ -45,7 +45,8 @@ class MSELoss(Loss):
         """
         if (type(self).forward is not MSELoss.forward  # a subclass's own forward runs as written
                 or pred.__class__ is not np.ndarray or target.__class__ is not np.ndarray
-                or pred.dtype.kind != "f" or target.dtype != pred.dtype or target.shape != pred.shape):
+                or pred.dtype.kind != "f" or target.dtype != pred.dtype or target.shape != pred.shape
+                or pred.size == 0):
             return super().__call__(pred, target)
         with np.errstate(over="ignore", invalid="ignore"):
             diff, total = self._squared_error(pred, target)
