@@ -24,6 +24,15 @@ def shape_text(shape):
 _shape_text = shape_text
 
 
+def one_line(text):
+    """A message on one line (for the command line): its lines joined with '; '.
+
+    >>> one_line("2 problem(s):\\n  - a\\n  - b")
+    '2 problem(s):; - a; - b'
+    """
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def renamed_error(exc, message):
     """A new exception of ``exc``'s type carrying ``message``.
 
