@@ -287,6 +287,10 @@ def evaluate(model, loss_fn, x, y, *, batch_size=None, metrics=None):
         >>> nn.evaluate(nn.Linear(2, 1, rng=0), nn.MSELoss(), np.zeros((4, 2)), np.ones((4, 1)))
         {'loss': 1.0}
     """
+    if isinstance(model, type) or not isinstance(model, Module):
+        raise TypeError(f"evaluate expected model to be a nanonet Module instance, got {model!r}")
+    if isinstance(loss_fn, type) or not (callable(loss_fn) and hasattr(loss_fn, "backward")):
+        raise TypeError(f"evaluate expected loss_fn to be a loss instance (e.g. nn.MSELoss()), got {loss_fn!r}")
     check_pair("evaluate", x, y)
     metrics = _as_metrics("evaluate", metrics)
     batch_size = len(x) if batch_size is None else batch_size

@@ -15,6 +15,7 @@ the :class:`~nanonet.Parameter` object itself. ``module.load_state_dict`` and
 - ``"state.<i>.<key>"``: per-parameter state, e.g. ``step``, ``exp_avg``.
 """
 
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -51,6 +52,9 @@ class Optimizer:
         if isinstance(params, Parameter):
             raise TypeError(f"{type(self).__name__} expected an iterable of Parameters, got a single "
                             f"Parameter; pass [param]")
+        if isinstance(params, (str, bytes)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{type(self).__name__} expected an iterable of Parameters (model.parameters()), "
+                            f"got {type(params).__name__}")
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -189,6 +193,9 @@ class Optimizer:
 
     def state_dict_problems(self, state):
         """The list of reasons ``state`` cannot be loaded here (empty if it can)."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict expected a dict from state_dict(), "
+                            f"got {type(state).__name__}")
         problems = []
         kind = state.get("type")
         if kind is None or str(np.asarray(kind)) != type(self).__name__:
