@@ -112,7 +112,7 @@ class _Setup:
         for name, p in params:
             self.analytic[name] = p.grad - self.prefill[name] if p.grad.shape == p.value.shape else p.grad
         self.evidence.record(out, seed, self.work)
-        self.float32 = float32_rows(self.work, seed, [name for name, _ in params])
+        self.float32 = float32_rows(self.work, seed, self.analytic)
         self.sizes = sizes_of(x64, out)
         self.watch = KinkWatch(self.work, loss)
         self.objective = Objective(self.work, x64, y64, loss, probe)

@@ -1,10 +1,12 @@
 """What the diagnoses need beyond the two vectors of a failed row: the model run again, differently.
 
 ``check_gradients`` builds one ``Evidence`` per check. Nothing here runs
-unless a row fails (or, for the float32 probe, once per check, one extra pair
-of ``backward`` calls): every experiment works on fresh float64 copies of the
-caller's model, which the checker never changes, so the checked copy and its
-caches stay as they were.
+unless a row fails, and then on fresh float64 copies of the caller's model
+(which the checker never changes), so the checked copy and its caches stay
+as they were. The exceptions are cheap and run every check: the one forward
+of ``warm_up`` before the checked one, and the float32 probe's two more
+``backward`` calls right after the checked one (its ``.grad`` arrays are
+restored).
 
 - ``previous_input(x)``: the input of the forward the checker runs *before*
   the real one, so that a backward reading a cache the last forward did not
@@ -12,7 +14,8 @@ caches stay as they were.
 - ``history()``: the analytic gradients after two forwards at ``x`` (no stale
   value can survive) and after one forward at the previous input.
 - ``float32_rows``: rows whose analytic gradient does not follow a change of
-  ``grad_out`` smaller than float32 can represent: computed in float32.
+  ``grad_out`` smaller than float32 can represent: computed in float32 (two
+  more ``backward`` calls per check, the only cost when every row passes).
 - ``at_output()``: for a shape-preserving (element-wise) model, ``backward``
   after a forward at the *output* y, and the numeric derivative at y.
 """
@@ -40,24 +43,26 @@ def _grads(model, seed, names):
     return out
 
 
-def float32_rows(work, seed, names):
+def float32_rows(work, seed, analytic):
     """The rows (``"input"`` and parameter names) whose backward ignores a sub-float32 change of ``grad_out``.
 
-    ``work`` has just run its forward; ``backward`` runs three more times on
-    zeroed ``.grad`` arrays (restored afterwards): with ``seed``, with
-    ``seed * (1 + 2**-26)`` and with ``seed * (1 + 2**-8)``. A backward is
-    linear in ``grad_out``, so in float64 every gradient grows by exactly
-    those factors (up to rounding far below them). A row is flagged when it
-    follows the large change (linear, so no other bug) but not the small one
-    (it passed through float32), and is not itself rounding noise (its size
-    is at least 1e-4 of the largest row's, per element).
+    ``work`` has just run its forward and given ``analytic`` (row name ->
+    gradient) for ``seed``; ``backward`` runs twice more on zeroed ``.grad``
+    arrays (restored afterwards), with ``seed * s`` and ``seed * s * t``,
+    ``s = 1 + 2**-8`` and ``t = 1 + 2**-26``. A backward is linear in
+    ``grad_out``, so in float64 every gradient grows by exactly those factors
+    (up to rounding far below them). A row is flagged when it follows ``s``
+    (linear, so no other bug) but not ``t`` (it passed through float32), and
+    is not itself rounding noise (per element at least 1e-4 of the largest row).
     """
     if not isinstance(seed, np.ndarray) or seed.dtype != np.float64 or not np.any(seed):
         return set()
     params = dict(work.named_parameters())
     kept = {name: p.grad for name, p in params.items()}
+    names = [name for name in analytic if name != "input"]
     try:
-        runs = [_grads(work, seed * scale, names) for scale in (1.0, _FLOAT32_PROBE, _LINEAR_PROBE)]
+        scaled = _grads(work, seed * _LINEAR_PROBE, names)
+        nudged = _grads(work, seed * (_LINEAR_PROBE * _FLOAT32_PROBE), names)
     except Exception:  # a backward that cannot run again: no verdict
         return set()
     finally:
@@ -67,17 +72,17 @@ def float32_rows(work, seed, names):
     def rms(v):
         return np.linalg.norm(v) / np.sqrt(max(v.size, 1))
 
-    base = {name: b for name, b in runs[0].items() if b is not None and np.all(np.isfinite(b))}
-    largest = max((rms(b) for b in base.values()), default=0.0)
+    base = {name: np.asarray(a, dtype=np.float64) for name, a in analytic.items()
+            if a is not None and np.all(np.isfinite(a))}
+    largest = max((rms(a) for a in base.values()), default=0.0)
     flagged = set()
-    for name, b1 in base.items():
-        small, large = runs[1].get(name), runs[2].get(name)
-        if small is None or large is None or small.shape != b1.shape or rms(b1) < 1e-4 * largest:
+    for name, a in base.items():
+        b1, b2 = scaled.get(name), nudged.get(name)
+        if b1 is None or b2 is None or b1.shape != a.shape or b2.shape != a.shape or rms(a) < 1e-4 * largest:
             continue
-        step = (_LINEAR_PROBE - 1) * b1
-        linear = np.linalg.norm((large - b1) - step) <= 1e-3 * np.linalg.norm(step)
+        linear = np.linalg.norm(b1 - _LINEAR_PROBE * a) <= 1e-3 * (_LINEAR_PROBE - 1) * np.linalg.norm(a)
         expected = (_FLOAT32_PROBE - 1.0) * b1
-        if linear and np.linalg.norm((small - b1) - expected) > 0.25 * np.linalg.norm(expected):
+        if linear and np.linalg.norm((b2 - b1) - expected) > 0.25 * np.linalg.norm(expected):
             flagged.add(name)
     return flagged
 
