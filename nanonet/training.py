@@ -8,6 +8,8 @@ import numpy as np
 from ._checks import check_finite, check_number
 from ._rng import as_generator
 from .data import batches, check_batch_size, check_pair, num_batches
+from .fit_checks import (check_gradients_finite, check_optimizer_owns, finite_check_plan, not_a_class,
+                         optimizer_parameters)
 from .module import Module
 from .optim.clip import clip_grad_norm as _clip
 
@@ -106,7 +108,7 @@ class FitContext:
     stop_training: bool = False
     stop_reason: str = None
     callbacks: list = field(default_factory=list)
-    parameters: list = field(default_factory=list)  # what the optimizer steps (checked for NaN/Inf before each step)
+    finite_check: list = field(default_factory=list)  # (parameter, ones) of what the optimizer steps, see fit_checks
 
     def stop(self, reason):
         """Ask ``fit`` to stop after the current batch; the first reason is kept."""
@@ -190,7 +192,7 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size, validation_data=
         callbacks.append(ProgressBar() if verbose == 1 else ProgressBar(use_tqdm=False, dynamic=False))
     ctx = FitContext(model, loss_fn, optimizer, as_generator(rng), int(epochs), int(initial_epoch),
                      int(batch_size), num_batches(len(x), batch_size), int(verbose), History(), log_keys,
-                     callbacks=callbacks, parameters=_optimizer_parameters(optimizer))
+                     callbacks=callbacks, finite_check=finite_check_plan(optimizer_parameters(optimizer)))
     for cb in callbacks:
         if hasattr(cb, "set_context"):
             cb.set_context(ctx)
@@ -233,7 +235,7 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
             for name, fn in metrics.items():
                 sums[name] += float(fn(pred, yb)) * n
             model.backward(loss_fn.backward())
-            _check_gradients_finite(ctx, epoch, b, loss)
+            check_gradients_finite(ctx, epoch, b, loss)
             if clip is not None:
                 _clip(model.parameters(), clip)
             ctx.optimizer.step()
@@ -250,29 +252,6 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
     logs = {"loss": total / count}
     logs.update({name: s / count for name, s in sums.items()})
     return logs
-
-
-def _check_gradients_finite(ctx, epoch, batch, loss):
-    """Raise ``FloatingPointError`` naming the parameter whose gradient holds NaN/Inf (before any step).
-
-    One BLAS dot per parameter: the sum of squares is finite only if every
-    element is (a finite sum that overflows is told apart per element).
-    """
-    total = 0.0
-    for p in ctx.parameters:
-        flat = p.grad.ravel()
-        total += np.dot(flat, flat)
-    if math.isfinite(total):
-        return
-    names = {id(p): name for name, p in ctx.model.named_parameters()}
-    for p in ctx.parameters:
-        bad = ~np.isfinite(p.grad)
-        if bad.any():
-            raise FloatingPointError(
-                f"fit: the gradient of {names.get(id(p), 'a parameter')!r} {p.grad.shape} became non-finite "
-                f"({int(bad.sum())} NaN/Inf value(s)) at epoch {epoch}, batch {batch}, although the loss was "
-                f"finite ({loss:.6g}); that batch was not stepped on. Lower the learning rate or clip gradients "
-                f"(clip_grad_norm=...); run a batch inside nn.detect_anomaly() to name the module that made it")
 
 
 def evaluate(model, loss_fn, x, y, *, batch_size=None, metrics=None):
@@ -347,44 +326,17 @@ def _as_metrics(caller, metrics):
     return items
 
 
-def _not_a_class(name, value, example):
-    if isinstance(value, type):
-        raise TypeError(f"fit expected {name} to be an instance, got the class {value.__name__}; "
-                        f"create one first, e.g. {example}")
-
-
-def _optimizer_parameters(optimizer):
-    params = getattr(optimizer, "parameters", None)
-    if callable(params):
-        return list(params())
-    return [p for group in getattr(optimizer, "param_groups", ()) for p in group["params"]]
-
-
-def _check_optimizer_owns(model, optimizer):
-    """Refuse an optimizer over parameters that are not the model's: it would train nothing of it."""
-    params = _optimizer_parameters(optimizer)
-    mine = {id(p) for p in model.parameters()}
-    foreign = [i for i, p in enumerate(params) if id(p) not in mine]
-    if foreign:
-        first = params[foreign[0]]
-        raise ValueError(
-            f"fit: {len(foreign)} of the optimizer's {len(params)} parameters are not parameters of "
-            f"{model.short_repr()} (the first: #{foreign[0]}, shape {tuple(first.value.shape)}); the optimizer "
-            f"would update arrays the model never uses. Build it over this model: "
-            f"{type(optimizer).__name__}(model.parameters(), ...)")
-
-
 def _check_fit(model, loss_fn, optimizer, x, y, epochs, batch_size, verbose, metrics, initial_epoch, clip):
-    _not_a_class("model", model, "nn.Linear(3, 1)")
+    not_a_class("model", model, "nn.Linear(3, 1)")
     if not isinstance(model, Module):
         raise TypeError(f"fit expected model to be a nanonet Module, got {type(model).__name__}")
-    _not_a_class("loss_fn", loss_fn, "nn.MSELoss()")
+    not_a_class("loss_fn", loss_fn, "nn.MSELoss()")
     if not (callable(loss_fn) and hasattr(loss_fn, "backward")):
         raise TypeError(f"fit expected loss_fn to be a Loss (callable, with backward), got {loss_fn!r}")
-    _not_a_class("optimizer", optimizer, "nn.optim.SGD(model.parameters(), lr=0.1)")
+    not_a_class("optimizer", optimizer, "nn.optim.SGD(model.parameters(), lr=0.1)")
     if not (hasattr(optimizer, "step") and hasattr(optimizer, "zero_grad")):
         raise TypeError(f"fit expected an optimizer (with step and zero_grad), got {optimizer!r}")
-    _check_optimizer_owns(model, optimizer)
+    check_optimizer_owns(model, optimizer)
     check_pair("fit", x, y)
     check_batch_size("fit", batch_size)
     check_number("fit", "epochs", epochs, low=1, integer=True)

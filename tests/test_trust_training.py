@@ -139,3 +139,31 @@ def test_model_checkpoint_pattern_with_logged_keys_works(tmp_path):
 def test_nan_and_inf_hyperparameters_are_refused(make):
     with pytest.raises(ValueError, match=r"expected a finite \w+, got (nan|inf)"):
         make()
+
+
+class ReplacesGrad(nn.Linear):
+    """A backward that replaces weight.grad by an array of another shape (it would broadcast)."""
+
+    def backward(self, grad_out):
+        super().backward(grad_out)
+        self.weight.grad = self.weight.grad.sum(axis=0, keepdims=True)
+        return grad_out @ self.weight.value.T
+
+
+def test_fit_with_a_replaced_grad_is_stopped_by_the_optimizer_before_any_update():
+    x, y = _data()
+    model = nn.Sequential(ReplacesGrad(3, 1, rng=0))
+    before = model[0].weight.value.copy()
+    with pytest.raises(ValueError, match=r"SGD.step: parameter #0 is float64\(3, 1\) but its .grad is "
+                                         r"float64\(1, 1\)"):
+        nn.fit(model, nn.MSELoss(), nn.optim.SGD(model.parameters(), lr=0.1), x, y, epochs=1, batch_size=8,
+               verbose=0)
+    np.testing.assert_array_equal(model[0].weight.value, before)
+
+
+def test_a_non_finite_gradient_is_named_also_with_clipping():
+    x, y = _data()
+    model = nn.Sequential(nn.Linear(3, 4, rng=0), BlowUp(), nn.Linear(4, 1, rng=1))
+    with pytest.raises(FloatingPointError, match=r"gradient of '0.weight' \(3, 4\) became non-finite \(3 NaN"):
+        nn.fit(model, nn.MSELoss(), nn.optim.Adam(model[0].parameters() + model[2].parameters()), x, y, epochs=1,
+               batch_size=8, verbose=0, clip_grad_norm=1.0)

@@ -16,6 +16,7 @@ from ..gradcheck import check_gradients, freeze_randomness
 from ..gradcheck.arguments import check_shape
 from ..layers.shape import Identity
 from ..losses import Loss
+from .arguments import check_expected_failures, check_made, check_source, is_instance
 
 _FULL_LIMIT = 1500  # elements (input + parameters) up to which gradients are checked element by element
 
@@ -41,35 +42,17 @@ class LayerSpec:
 
     def __init__(self, layer_or_factory, input_shape, *, target=None, expected_failures=(), rng=0, label=None):
         self.input_shape = check_shape("check_layer", input_shape)
-        if not callable(layer_or_factory) and not hasattr(layer_or_factory, "backward"):
-            raise TypeError(f"check_layer expected a layer, a loss or a factory, got {type(layer_or_factory).__name__}")
-        if not self._is_instance_of(layer_or_factory):
-            missing = required_arguments(layer_or_factory)
-            if missing:
-                raise TypeError(f"check_layer expected a zero-argument factory, but {_name_of(layer_or_factory)} "
-                                f"needs argument(s) {', '.join(missing)}; pass e.g. lambda: "
-                                f"{_name_of(layer_or_factory)}(...)")
-        self.source = layer_or_factory
+        self.source = check_source(layer_or_factory)
         self.target = target
-        if isinstance(expected_failures, str) or not all(isinstance(n, str) for n in expected_failures):
-            raise TypeError(f"check_layer expected expected_failures to be a tuple of check names, "
-                            f"got {expected_failures!r}")
-        self.expected_failures = tuple(expected_failures)
-        gen = as_generator(rng)  # validates rng (an int >= 0, a Generator)
+        self.expected_failures = check_expected_failures(expected_failures)
+        gen = as_generator(rng)  # refuses a bad rng
         self.seed = int(gen.integers(2**32)) if not isinstance(rng, int) else rng
-        probe = self.make()
-        if not (callable(getattr(probe, "forward", None)) and callable(getattr(probe, "backward", None))):
-            raise TypeError(f"check_layer: {_name_of(layer_or_factory)} returned {type(probe).__name__}, "
-                            f"not a layer or a loss (with forward and backward)")
+        probe = check_made(layer_or_factory, self.make())
         self.is_loss = isinstance(probe, Loss) or (not hasattr(probe, "parameters") and hasattr(probe, "backward"))
         self.label = label or who(probe)
 
-    @staticmethod
-    def _is_instance_of(src):
-        return not isinstance(src, type) and hasattr(src, "forward") and hasattr(src, "backward")
-
     def _is_instance(self):
-        return self._is_instance_of(self.source)
+        return is_instance(self.source)
 
     def make(self):
         """A fresh layer or loss."""
@@ -109,20 +92,6 @@ class LayerSpec:
             t = t(self.input_shape, gen)
         t = np.array(t)
         return t.astype(dtype) if t.dtype.kind == "f" else t
-
-
-def _name_of(obj):
-    return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__name__
-
-
-def required_arguments(fn):
-    """The names of the arguments ``fn`` cannot be called without (empty if none, or unknown)."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [p.name for p in params if p.default is p.empty
-            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _grad_out(spec, out, dtype=None):

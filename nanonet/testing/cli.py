@@ -13,7 +13,8 @@ import sys
 
 from .._checks import one_line
 from . import check_layer
-from .checks import ALL_CHECKS, LayerSpec, required_arguments
+from .arguments import required_arguments
+from .checks import ALL_CHECKS, LayerSpec
 
 
 class LoadError(Exception):

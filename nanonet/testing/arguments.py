@@ -1,0 +1,48 @@
+"""``check_layer``'s own arguments, checked before anything runs (as the gradient checker's are)."""
+
+import inspect
+
+
+def is_instance(src):
+    """A layer or loss object (not a class, not a factory)."""
+    return not isinstance(src, type) and hasattr(src, "forward") and hasattr(src, "backward")
+
+
+def name_of(obj):
+    return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__name__
+
+
+def required_arguments(fn):
+    """The names of the arguments ``fn`` cannot be called without (empty if none, or unknown)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_source(source):
+    """A layer or loss instance, or a factory that can be called without arguments."""
+    if not callable(source) and not hasattr(source, "backward"):
+        raise TypeError(f"check_layer expected a layer, a loss or a factory, got {type(source).__name__}")
+    if not is_instance(source):
+        missing = required_arguments(source)
+        if missing:
+            raise TypeError(f"check_layer expected a zero-argument factory, but {name_of(source)} needs "
+                            f"argument(s) {', '.join(missing)}; pass e.g. lambda: {name_of(source)}(...)")
+    return source
+
+
+def check_expected_failures(names):
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"check_layer expected expected_failures to be a tuple of check names, got {names!r}")
+    return tuple(names)
+
+
+def check_made(source, made):
+    """What the factory returned is a layer or a loss."""
+    if not (callable(getattr(made, "forward", None)) and callable(getattr(made, "backward", None))):
+        raise TypeError(f"check_layer: {name_of(source)} returned {type(made).__name__}, not a layer or a loss "
+                        f"(with forward and backward)")
+    return made
