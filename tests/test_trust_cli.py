@@ -81,29 +81,6 @@ def test_gradcheck_accepts_an_instance_and_a_factory(project, capsys):
     assert "all checks passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["--hidden", "a,b"], "--hidden expects comma-separated positive ints"),
-    (["--hidden", "8,0"], "--hidden expects comma-separated positive ints"),
-    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
-    (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
-    (["--lr", "-0.1"], "--lr must be a finite number > 0, got -0.1"),
-    (["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
-    (["--seed", "-1"], "--seed must be an int >= 0, got -1"),
-    (["--seed", "1.5"], "argument --seed: invalid int value: '1.5'"),
-    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
-    (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
-])
-def test_demo_refuses_bad_options_with_one_line_and_exit_2(capsys, argv, fragment):
-    try:
-        code = cli_main(["demo", *argv])
-    except SystemExit as exc:  # argparse's own errors exit through SystemExit
-        code = exc.code
-    assert code == 2
-    captured = capsys.readouterr()
-    assert captured.out == "" and len(captured.err.splitlines()) == 1, captured.err
-    assert fragment in captured.err
-
-
 def test_an_unhandled_error_is_one_line_not_a_traceback(capsys, monkeypatch):
     import nanonet.demo
 
