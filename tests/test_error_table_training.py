@@ -244,7 +244,7 @@ def test_save_and_load(tmp_path, call, error, fragment, who):
 CLI = [  # (argv, exit status, fragment of the one line on stderr)
     (["gradcheck", "no_such_module_xyz:f", "--input-shape", "4,3"], 2, "there is no module 'no_such_module_xyz'"),
     (["gradcheck", "nanonet:Linear", "--input-shape", "4,3"], 2, "needs argument(s) in_features, out_features"),
-    (["gradcheck", "nanonet:__version__", "--input-shape", "4,3"], 2, "is a str, neither a layer"),
+    (["gradcheck", "nanonet:__version__", "--input-shape", "4,3"], 2, "is of type str, not a layer"),
     (["gradcheck", "nanonet:nope", "--input-shape", "4,3"], 2, "has no attribute 'nope'"),
     (["gradcheck", "nanonet", "--input-shape", "4,3"], 2, "expected MODULE:NAME"),
     (["gradcheck", "nanonet:Tanh", "--input-shape", "4,x"], 2, "--input-shape expected positive integers"),

@@ -49,7 +49,7 @@ def project(tmp_path, monkeypatch):
     ("bad_syntax:make", "importing 'bad_syntax' raised SyntaxError"),
     ("imports_missing:make", "importing 'imports_missing' failed: ModuleNotFoundError"),
     ("good_layers:missing", "'good_layers' has no attribute 'missing'"),
-    ("good_layers:number", "'good_layers:number' is a int, neither a layer (or loss) nor a factory"),
+    ("good_layers:number", "'good_layers:number' is of type int, not a layer, a loss or a factory"),
     ("good_layers:needs_args", "'good_layers:needs_args' needs argument(s) width"),
     ("good_layers:raises", "cannot use 'good_layers:raises': RuntimeError: factory exploded"),
     ("good_layers:returns_int", "returned int, not a layer or a loss"),

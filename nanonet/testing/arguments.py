@@ -22,15 +22,23 @@ def required_arguments(fn):
             and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+def source_problem(source, label=None):
+    """Why ``source`` is neither a layer or loss instance nor a zero-argument factory (None if it is one)."""
+    if not callable(source) and not hasattr(source, "backward"):
+        return (f"{label or repr(source)[:60]} is of type {type(source).__name__}, not a layer, a loss or a "
+                f"factory that returns one")
+    missing = [] if is_instance(source) else required_arguments(source)
+    if missing:
+        return (f"{label or name_of(source)} needs argument(s) {', '.join(missing)}; pass a layer instance or a "
+                f"factory that takes no arguments, e.g. lambda: {name_of(source)}(...)")
+    return None
+
+
 def check_source(source):
     """A layer or loss instance, or a factory that can be called without arguments."""
-    if not callable(source) and not hasattr(source, "backward"):
-        raise TypeError(f"check_layer expected a layer, a loss or a factory, got {type(source).__name__}")
-    if not is_instance(source):
-        missing = required_arguments(source)
-        if missing:
-            raise TypeError(f"check_layer expected a zero-argument factory, but {name_of(source)} needs "
-                            f"argument(s) {', '.join(missing)}; pass e.g. lambda: {name_of(source)}(...)")
+    problem = source_problem(source)
+    if problem:
+        raise TypeError(f"check_layer: {problem}")
     return source
 
 

@@ -13,7 +13,7 @@ import sys
 
 from .._checks import one_line
 from . import check_layer
-from .arguments import required_arguments
+from .arguments import source_problem
 from .checks import ALL_CHECKS, LayerSpec
 
 
@@ -69,15 +69,9 @@ def load(target):
 
 def resolve(target, obj):
     """A layer or loss instance, or a zero-argument factory; ``LoadError`` otherwise."""
-    if hasattr(obj, "forward") and hasattr(obj, "backward") and not isinstance(obj, type):
-        return obj
-    if not callable(obj):
-        raise LoadError(f"{target!r} is a {type(obj).__name__}, neither a layer (or loss) nor a factory "
-                        f"that returns one")
-    missing = required_arguments(obj)
-    if missing:
-        raise LoadError(f"{target!r} needs argument(s) {', '.join(missing)}; point to a layer instance or to a "
-                        f"factory that takes no arguments")
+    problem = source_problem(obj, repr(target))
+    if problem:
+        raise LoadError(problem)
     return obj
 
 
