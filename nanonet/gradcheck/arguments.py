@@ -105,6 +105,15 @@ def check_gradients_arguments(model, x, y, loss_fn, *, eps, rtol, atol, n_direct
     if (loss_fn is None) != (y is None):
         raise ValueError(f"{caller} needs both y and loss_fn, or neither")
     check_model(caller, model, loss_fn=loss_fn)
-    check_data(caller, x, "x")
+    check_inputs(caller, x)
     if y is not None:
         check_data(caller, y, "y")
+
+
+def check_inputs(caller, x):
+    """``x``: one array, or a tuple/list of them for a model with several inputs (each checked, named x[i])."""
+    if isinstance(x, (tuple, list)) and x and all(isinstance(part, np.ndarray) for part in x):
+        for i, part in enumerate(x):
+            check_data(caller, part, f"x[{i}]")
+    else:
+        check_data(caller, x, "x")
