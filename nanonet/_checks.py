@@ -24,6 +24,15 @@ def shape_text(shape):
 _shape_text = shape_text
 
 
+def one_line(text):
+    """A message on one line (for the command line): its lines joined with '; '.
+
+    >>> one_line("2 problem(s):\\n  - a\\n  - b")
+    '2 problem(s):; - a; - b'
+    """
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def renamed_error(exc, message):
     """A new exception of ``exc``'s type carrying ``message``.
 
@@ -149,5 +158,6 @@ def check_number(owner, name, value, *, low=None, high=None, low_open=False, hig
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
-        raise ValueError(f"{label} expected {name} {_range_text(low, high, low_open, high_open)}, got {value!r}")
+        kind = "to be an int " if integer else ""
+        raise ValueError(f"{label} expected {name} {kind}{_range_text(low, high, low_open, high_open)}, got {value!r}")
     return int(value) if integer else float(value)

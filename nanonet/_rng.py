@@ -23,4 +23,6 @@ def as_generator(rng=None):
         raise TypeError(
             f"rng must be an int seed, a numpy.random.Generator or None, got {type(rng).__name__}"
         )
+    if rng < 0:
+        raise ValueError(f"rng must be an int seed >= 0, a numpy.random.Generator or None, got {rng}")
     return np.random.default_rng(int(rng))

@@ -16,10 +16,13 @@ checkpoint's ``{epoch}``) counts from 1: the index plus one.
 """
 
 import math
+import os
+import string
 import sys
 import time
 
 from . import serialization
+from ._checks import check_number
 
 
 class Callback:
@@ -70,10 +73,12 @@ class _Monitor:
     """Is ``current`` better than ``best`` by more than ``min_delta``? (Keras' rule)."""
 
     def __init__(self, owner, monitor, mode, min_delta):
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"{owner} expected monitor to be the name of a logged value such as 'val_loss', "
+                            f"got {monitor!r}")
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"{owner} expected mode 'auto', 'min' or 'max', got {mode!r}")
-        if not (isinstance(min_delta, (int, float)) and math.isfinite(min_delta)):
-            raise ValueError(f"{owner} expected a finite min_delta, got {min_delta!r}")
+        min_delta = check_number(owner, "min_delta", min_delta)
         if mode == "auto":
             mode = "max" if monitor.endswith(("acc", "accuracy", "auc", "r2")) else "min"
         self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, abs(min_delta)
@@ -109,8 +114,9 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", baseline=None,
                  restore_best_weights=False, verbose=0):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping expected patience to be an int >= 0, got {patience!r}")
+        patience = check_number("EarlyStopping", "patience", patience, low=0, integer=True)
+        if baseline is not None:
+            baseline = check_number("EarlyStopping", "baseline", baseline)
         self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
         self.monitor, self.patience, self.baseline = monitor, patience, baseline
         self.restore_best_weights, self.verbose = bool(restore_best_weights), verbose
@@ -164,12 +170,17 @@ class ModelCheckpoint(Callback):
     """
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
+        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+            raise TypeError(f"ModelCheckpoint expected path to be a non-empty file name (str or os.PathLike), "
+                            f"got {path!r}")
         self.path, self.monitor, self.save_best_only, self.verbose = str(path), monitor, bool(save_best_only), verbose
+        self._fields = _format_fields(self.path)
         self._monitor = _Monitor("ModelCheckpoint", monitor, mode, 0.0)
 
     def on_train_begin(self, logs=None):
         if self.save_best_only:
             self._monitor.check_keys(self.context)
+        _check_pattern(self.path, self._fields, self.context.log_keys)
         self.best = self._monitor.initial()
         self.saved = []
 
@@ -190,6 +201,37 @@ class ModelCheckpoint(Callback):
 
     def __repr__(self):
         return f"ModelCheckpoint({self.path!r}, monitor={self.monitor!r}, save_best_only={self.save_best_only})"
+
+
+def _format_fields(path):
+    """The named fields of a path pattern such as ``ckpt-{epoch:03d}-{val_loss:.3f}.npz``; ValueError if malformed."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(path) if field is not None]
+    except ValueError as exc:
+        raise ValueError(f"ModelCheckpoint: the path pattern {path!r} is malformed ({exc}); "
+                         f"write fields as {{epoch}} or {{val_loss:.3f}}, a literal brace as {{{{ or }}}}") from None
+    for field in fields:
+        if not field or field.isdigit():
+            raise ValueError(f"ModelCheckpoint: the path pattern {path!r} has a positional field {{{field}}}; "
+                             f"name it, e.g. {{epoch}}")
+    return fields
+
+
+def _check_pattern(path, fields, log_keys):
+    """Before the first epoch: every field is known, the pattern formats, and its folder exists."""
+    known = ["epoch", *log_keys]
+    unknown = sorted({f.split(".")[0].split("[")[0] for f in fields} - set(known))
+    if unknown:
+        raise ValueError(f"ModelCheckpoint: the path pattern {path!r} uses {unknown}, which fit does not log; "
+                         f"it can use {known}")
+    try:
+        example = path.format(epoch=1, **dict.fromkeys(log_keys, 0.5))
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        raise ValueError(f"ModelCheckpoint: the path pattern {path!r} cannot be formatted "
+                         f"({type(exc).__name__}: {exc})") from None
+    folder = os.path.dirname(os.path.abspath(example))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"ModelCheckpoint: the folder of {path!r} does not exist: {folder}")
 
 
 class TerminateOnNaN(Callback):
@@ -249,6 +291,9 @@ class ProgressBar(Callback):
     """
 
     def __init__(self, file=None, use_tqdm=None, dynamic=None, min_interval=0.1):
+        min_interval = check_number("ProgressBar", "min_interval", min_interval, low=0)
+        if file is not None and not callable(getattr(file, "write", None)):
+            raise TypeError(f"ProgressBar expected file to be a writable text stream (or None), got {file!r}")
         self.file, self.use_tqdm, self.dynamic, self.min_interval = file, use_tqdm, dynamic, min_interval
 
     def on_train_begin(self, logs=None):

@@ -1,9 +1,8 @@
 """Mini-batches: ``batches(x, y, batch_size)``."""
 
-import numbers
-
 import numpy as np
 
+from ._checks import check_number
 from ._rng import as_generator
 
 
@@ -21,8 +20,7 @@ def check_pair(caller, x, y):
 
 
 def check_batch_size(caller, batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"{caller} expected batch_size to be a positive int, got {batch_size!r}")
+    return check_number(caller, "batch_size", batch_size, low=1, integer=True)
 
 
 def batches(x, y, batch_size, shuffle=True, rng=None, *, drop_last=False):

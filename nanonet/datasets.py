@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ._checks import check_number
 from ._rng import as_generator
 
 
@@ -26,6 +27,10 @@ def make_regression(n_train=500, n_test=200, n_features=10, *, noise=0.1, rng=0)
         >>> x.shape, y.shape, xt.shape, yt.shape
         ((500, 10), (500, 1), (200, 10), (200, 1))
     """
+    n_train = check_number("make_regression", "n_train", n_train, low=1, integer=True)
+    n_test = check_number("make_regression", "n_test", n_test, low=0, integer=True)
+    n_features = check_number("make_regression", "n_features", n_features, low=1, integer=True)
+    noise = check_number("make_regression", "noise", noise, low=0)
     gen = as_generator(rng)
     u, v = gen.standard_normal((2, n_features))
     u /= np.linalg.norm(u)

@@ -8,6 +8,8 @@ and the validation accuracy per epoch, and reports the test accuracy.
 ``--plot PATH`` saves the loss and accuracy curves (needs matplotlib).
 """
 
+import math
+import sys
 import time
 
 import numpy as np
@@ -129,22 +131,34 @@ def _plot(history, path):
     plt.close(fig)
 
 
-def main(args):
-    """``nanonet demo digits`` (the options are parsed by ``nanonet.demo``)."""
+def check_arguments(args):
+    """``(epochs, lr)`` after checking every option; ValueError (one line) for a bad one."""
     epochs = 12 if args.epochs is None else args.epochs
     lr = 3e-3 if args.lr is None else args.lr
     if args.optimizer not in (None, "adam"):
-        raise SystemExit("nanonet demo digits: the CNN trains with Adam; --optimizer does not apply")
+        raise ValueError("the CNN trains with Adam; --optimizer does not apply")
     if args.hidden is not None:
-        raise SystemExit("nanonet demo digits: --hidden is for the regression demo; the CNN is fixed")
+        raise ValueError("--hidden is for the regression demo; the CNN is fixed")
     if epochs < 1:
-        raise SystemExit(f"nanonet demo digits: --epochs must be at least 1, got {epochs}")
-    if not lr > 0:
-        raise SystemExit(f"nanonet demo digits: --lr must be positive, got {lr}")
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"--lr must be a finite number > 0, got {lr}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be an int >= 0, got {args.seed}")
     if args.plot:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise SystemExit(f"nanonet demo digits: {missing('--plot', 'matplotlib', 'plot')}")
+            raise ValueError(missing("--plot", "matplotlib", "plot")) from None
+    return epochs, lr
+
+
+def main(args):
+    """``nanonet demo digits`` (the options are parsed by ``nanonet.demo``); bad options: one line, exit 2."""
+    try:
+        epochs, lr = check_arguments(args)
+    except ValueError as exc:
+        print(f"nanonet demo digits: {exc}", file=sys.stderr)
+        return 2
     report, _, _ = run(epochs=epochs, seed=args.seed, lr=lr, plot=args.plot)
     return 0 if report.ok else 1

@@ -88,6 +88,8 @@ def evaluate(model, loss_fn, x, y, *, batch_size=None, metrics=None):
         {'loss': 1.0, 'mae': 1.0}
     """
     _check_model("evaluate", model)
+    if isinstance(loss_fn, type) or not (callable(loss_fn) and hasattr(loss_fn, "backward")):
+        raise TypeError(f"evaluate expected loss_fn to be a loss instance (e.g. nn.MSELoss()), got {loss_fn!r}")
     check_pair("evaluate", x, y)
     metrics = metrics_mod.resolve("evaluate", metrics)
     batch_size = len(x) if batch_size is None else batch_size

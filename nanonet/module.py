@@ -13,6 +13,7 @@ assignment and nothing else (no ``__setattr__`` magic, no registration call).
 
 import contextlib
 import contextvars
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -333,6 +334,8 @@ class Module:
 
         Lists missing keys, unexpected keys, and shape or dtype mismatches.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{self.short_repr()} expected a state dict ({{name: array}}), got {type(state).__name__}")
         targets = self._state_targets()
         problems = [f"missing key {name!r}" for name in targets if name not in state]
         problems += [f"unexpected key {name!r}" for name in state if name not in targets]
@@ -340,7 +343,10 @@ class Module:
             if name not in state:
                 continue
             arr = np.asarray(state[name])
-            if arr.shape != target.value.shape:
+            if arr.dtype.kind not in "biuf":
+                problems.append(f"{name!r}: expected an array of numbers, got {type(state[name]).__name__} "
+                                f"of dtype {arr.dtype}")
+            elif arr.shape != target.value.shape:
                 problems.append(f"{name!r}: expected shape {target.value.shape}, got {arr.shape}")
             elif arr.dtype != target.value.dtype:
                 problems.append(f"{name!r}: expected dtype {target.value.dtype}, got {arr.dtype}")

@@ -50,10 +50,18 @@ def save(path, model, optimizer=None, **meta):
         >>> nn.load(path, nn.Linear(3, 2, rng=1))
         {'epoch': 4}
     """
+    path = _check_path("nn.save", path)
+    _check_model("nn.save", model)
+    _check_optimizer("nn.save", optimizer)
     try:
         meta_text = json.dumps(meta, allow_nan=True)
-    except TypeError as exc:
-        raise TypeError(f"nn.save: meta must be JSON-serializable: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"nn.save: meta must be JSON-serializable (numbers, strings, lists, dicts): {exc}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"nn.save: {path!r} is a folder; give the name of a file to write")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"nn.save: the folder {folder!r} does not exist (create it first)")
     arrays = {"nanonet_format": np.array(FORMAT), "nanonet_version": np.array(VERSION)}
     arrays.update({f"model/{k}": v for k, v in model.state_dict().items()})
     if optimizer is not None:
@@ -62,7 +70,32 @@ def save(path, model, optimizer=None, **meta):
     for key, value in arrays.items():
         if value.dtype.hasobject:
             raise TypeError(f"nn.save: {key!r} is an object array, which cannot be saved without pickle")
-    _atomic_write(os.fspath(path), arrays)
+    _atomic_write(path, arrays)
+
+
+def _check_path(caller, path):
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{caller} expected path to be a file name (str or os.PathLike), got {type(path).__name__}")
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError(f"{caller} got an empty path; give the name of a checkpoint file, e.g. 'model.npz'")
+    return path
+
+
+def _check_model(caller, model):
+    if isinstance(model, type) or not all(callable(getattr(model, m, None)) for m in
+                                           ("state_dict", "load_state_dict", "state_dict_problems")):
+        what = f"the class {model.__name__}" if isinstance(model, type) else type(model).__name__
+        raise TypeError(f"{caller} expected model to be a nanonet Module instance, got {what}")
+
+
+def _check_optimizer(caller, optimizer):
+    if optimizer is None:
+        return
+    if isinstance(optimizer, type) or not all(callable(getattr(optimizer, m, None)) for m in
+                                               ("state_dict", "load_state_dict", "state_dict_problems")):
+        what = f"the class {optimizer.__name__}" if isinstance(optimizer, type) else type(optimizer).__name__
+        raise TypeError(f"{caller} expected optimizer to be a nanonet optimizer instance (or None), got {what}")
 
 
 def _atomic_write(path, arrays):
@@ -102,13 +135,25 @@ def load(path, model, optimizer=None):
 
     Names, shapes and dtypes must match exactly: every mismatch (model and
     optimizer) is listed in one ``ValueError``, raised before anything is
-    changed. A pickled, foreign, truncated or corrupt file raises
-    :class:`CheckpointError` (a ``ValueError``) and nothing in it is executed.
-    If the file holds optimizer state and ``optimizer`` is None, only the
-    model is restored.
+    changed. A pickled, foreign, truncated or corrupt file (metadata
+    included) raises :class:`CheckpointError` (a ``ValueError``) and nothing
+    in it is executed. If the file holds optimizer state and ``optimizer`` is
+    None, only the model is restored.
+
+    **All or nothing.** Everything is parsed and checked first (the
+    metadata, every model and optimizer entry); only then are the model and
+    the optimizer changed, and should that still fail, both get their
+    previous state back before the error propagates.
     """
-    path = os.fspath(path)
+    path = _check_path("nn.load", path)
+    _check_model("nn.load", model)
+    _check_optimizer("nn.load", optimizer)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"nn.load: there is no file {path!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"nn.load: {path!r} is a folder, not a checkpoint file")
     arrays = read_checkpoint(path)
+    meta = _read_meta(path, arrays["meta"])
     model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     optim_state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
     problems = [f"model: {p}" for p in model.state_dict_problems(model_state)]
@@ -120,10 +165,35 @@ def load(path, model, optimizer=None):
     if problems:
         raise ValueError(f"nn.load({path!r}) into {model.short_repr()}: {len(problems)} mismatch(es):\n  - "
                          + "\n  - ".join(problems))
-    model.load_state_dict(model_state)
-    if optimizer is not None:
-        optimizer.load_state_dict(optim_state)
-    return json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    _apply_all_or_nothing(model, model_state, optimizer, optim_state)
+    return meta
+
+
+def _read_meta(path, raw):
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"nn.load: {path!r} has corrupt metadata (not UTF-8 JSON: {exc}); "
+                              f"nothing was loaded") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"nn.load: {path!r} has corrupt metadata (a JSON {type(meta).__name__}, expected "
+                              f"an object); nothing was loaded")
+    return meta
+
+
+def _apply_all_or_nothing(model, model_state, optimizer, optim_state):
+    """Load both, or restore both: a failure after validation leaves no half-loaded model."""
+    saved_model = model.state_dict()
+    saved_optim = optimizer.state_dict() if optimizer is not None else None
+    try:
+        model.load_state_dict(model_state)
+        if optimizer is not None:
+            optimizer.load_state_dict(optim_state)
+    except BaseException:
+        model.load_state_dict(saved_model)
+        if optimizer is not None:
+            optimizer.load_state_dict(saved_optim)
+        raise
 
 
 def read_checkpoint(path):

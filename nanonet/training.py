@@ -1,16 +1,17 @@
 """The fit loop: ``fit(model, loss_fn, optimizer, x, y, epochs=..., batch_size=...) -> History``."""
 
 import math
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import check_finite
+from ._checks import check_finite, check_number
 from ._extras import missing
 from ._rng import as_generator
 from . import metrics as metrics_mod
 from .data import batches, check_batch_size, check_pair, num_batches
+from .fit_checks import (check_gradients_finite, check_optimizer_owns, finite_check_plan, not_a_class,
+                         optimizer_parameters)
 from .inference import evaluate, predict  # noqa: F401 (re-exported: nn.evaluate, nn.predict)
 from .module import Module
 from .optim.clip import clip_grad_norm as _clip
@@ -110,6 +111,7 @@ class FitContext:
     stop_training: bool = False
     stop_reason: str = None
     callbacks: list = field(default_factory=list)
+    finite_check: list = field(default_factory=list)  # (parameter, ones) of what the optimizer steps, see fit_checks
 
     def stop(self, reason):
         """Ask ``fit`` to stop after the current batch; the first reason is kept."""
@@ -208,7 +210,7 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size=32, validation_da
         callbacks.append(ProgressBar() if verbose == 1 else ProgressBar(use_tqdm=False, dynamic=False))
     ctx = FitContext(model, loss_fn, optimizer, as_generator(rng), int(epochs), int(initial_epoch),
                      int(batch_size), num_batches(len(x), batch_size), int(verbose), History(), log_keys,
-                     callbacks=callbacks)
+                     callbacks=callbacks, finite_check=finite_check_plan(optimizer_parameters(optimizer)))
     for cb in callbacks:
         if hasattr(cb, "set_context"):
             cb.set_context(ctx)
@@ -251,6 +253,7 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
             if tracker is not None:
                 tracker.update(pred, yb)
             model.backward(loss_fn.backward())
+            check_gradients_finite(ctx, epoch, b, loss)
             if clip is not None:
                 _clip(model.parameters(), clip)
             ctx.optimizer.step()
@@ -278,31 +281,39 @@ def _dispatch(callbacks, hook, *args):
 
 
 def _check_callbacks(callbacks):
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"fit expected callbacks to be a list of callbacks, got {type(callbacks).__name__}")
     callbacks = list(callbacks)
     for i, cb in enumerate(callbacks):
+        if isinstance(cb, type):
+            raise TypeError(f"fit expected callback instances, got the class {cb.__name__} at position {i}; "
+                            f"create one: {cb.__name__}(...)")
         if not any(callable(getattr(cb, h, None)) for h in HOOKS):
             raise TypeError(f"fit expected callbacks with at least one of {HOOKS}, got {cb!r} at position {i}")
     return callbacks
 
 
 def _check_fit(model, loss_fn, optimizer, x, y, epochs, batch_size, verbose, metrics, initial_epoch, clip):
+    not_a_class("model", model, "nn.Linear(3, 1)")
     if not isinstance(model, Module):
         raise TypeError(f"fit expected model to be a nanonet Module, got {type(model).__name__}")
+    not_a_class("loss_fn", loss_fn, "nn.MSELoss()")
     if not (callable(loss_fn) and hasattr(loss_fn, "backward")):
         raise TypeError(f"fit expected loss_fn to be a Loss (callable, with backward), got {loss_fn!r}")
+    not_a_class("optimizer", optimizer, "nn.optim.SGD(model.parameters(), lr=0.1)")
     if not (hasattr(optimizer, "step") and hasattr(optimizer, "zero_grad")):
         raise TypeError(f"fit expected an optimizer (with step and zero_grad), got {optimizer!r}")
+    check_optimizer_owns(model, optimizer)
     check_pair("fit", x, y)
     check_batch_size("fit", batch_size)
-    for name, value, low in (("epochs", epochs, 1), ("initial_epoch", initial_epoch, 0)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"fit expected {name} to be an int >= {low}, got {value!r}")
+    check_number("fit", "epochs", epochs, low=1, integer=True)
+    check_number("fit", "initial_epoch", initial_epoch, low=0, integer=True)
     if initial_epoch > epochs:
         raise ValueError(f"fit expected initial_epoch <= epochs, got initial_epoch={initial_epoch}, epochs={epochs}")
-    if verbose not in (0, 1, 2):
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"fit expected verbose to be 0, 1 or 2, got {verbose!r}")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not clip > 0):
-        raise ValueError(f"fit expected clip_grad_norm to be None or > 0, got {clip!r}")
+    if clip is not None:
+        check_number("fit", "clip_grad_norm", clip, low=0, low_open=True)
     check_finite(_Caller("fit"), x, name="x")
     check_finite(_Caller("fit"), y, name="y")
     return metrics_mod.resolve("fit", metrics)
@@ -320,9 +331,7 @@ def _split(x, y, validation_data, validation_split):
         return x, y, tuple(validation_data)
     if validation_split is None:
         return x, y, None
-    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
-            or not 0 < validation_split < 1:
-        raise ValueError(f"fit expected validation_split in (0, 1), got {validation_split!r}")
+    check_number("fit", "validation_split", validation_split, low=0, high=1, low_open=True, high_open=True)
     n = len(x)
     cut = int(n * (1 - validation_split))
     if cut == 0:

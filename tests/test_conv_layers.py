@@ -194,7 +194,7 @@ def test_bad_input_is_named_before_anything_changes(make, x, error, match):
 @pytest.mark.parametrize("make, error, match", [
     (lambda: nn.Conv2d(3, 4, 3, groups=2), ValueError, r"groups to divide in_channels, got in_channels=3"),
     (lambda: nn.Conv2d(2, 4, 3, stride=2, padding="same"), ValueError, r"'same' needs stride 1"),
-    (lambda: nn.Conv2d(2, 4, 0), ValueError, r"kernel_size >= 1, got 0"),
+    (lambda: nn.Conv2d(2, 4, 0), ValueError, r"kernel_size to be an int >= 1, got 0"),
     (lambda: nn.Conv2d(2, 4, (3, 3, 3)), ValueError, r"kernel_size to be an int or a tuple of 2"),
     (lambda: nn.Conv2d(2, 4, 3, padding="full"), ValueError, r"'valid' or 'same'"),
     (lambda: nn.Conv2d(2, 4, 3, padding_mode="mirror"), ValueError, r"padding_mode in"),
@@ -203,7 +203,7 @@ def test_bad_input_is_named_before_anything_changes(make, x, error, match):
     (lambda: nn.Conv2d(2, 4, 3, dtype=np.int32), TypeError, r"floating-point dtype"),
     (lambda: nn.ConvTranspose2d(2, 4, 3, stride=2, output_padding=2), ValueError, r"output_padding smaller"),
     (lambda: nn.MaxPool2d(2, padding=2), ValueError, r"at most half the kernel"),
-    (lambda: nn.AvgPool2d(2, divisor_override=0), ValueError, r"divisor_override >= 1"),
+    (lambda: nn.AvgPool2d(2, divisor_override=0), ValueError, r"divisor_override to be an int >= 1"),
     (lambda: nn.AdaptiveAvgPool2d((1, 2, 3)), ValueError, r"an int \(or None\) or a tuple of 2"),
     (lambda: nn.BatchNorm2d(3, momentum=float("nan")), ValueError, r"finite momentum"),
     (lambda: nn.Dropout2d(1.0), ValueError, r"Dropout2d expected p in \[0, 1\)"),

@@ -7,7 +7,6 @@ import sys
 import re
 
 import numpy as np
-import pytest
 
 from nanonet import cli, demo
 from nanonet.datasets import make_regression

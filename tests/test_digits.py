@@ -53,10 +53,13 @@ def test_cli_demo_digits_options(capsys):
     assert cli.main(["demo", "digits", "--epochs", "1", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "all rows passed" in out and "epoch  1:" in out and "epoch  2:" not in out
-    with pytest.raises(SystemExit, match="--optimizer does not apply"):
-        cli.main(["demo", "digits", "--optimizer", "sgd"])
-    with pytest.raises(SystemExit, match="--hidden is for the regression demo"):
-        cli.main(["demo", "digits", "--hidden", "8"])
+    for argv, fragment in ((["--optimizer", "sgd"], "--optimizer does not apply"),
+                           (["--hidden", "8"], "--hidden is for the regression demo"),
+                           (["--lr", "nan"], "--lr must be a finite number > 0"),
+                           (["--seed", "-1"], "--seed must be an int >= 0")):
+        assert cli.main(["demo", "digits", *argv]) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and len(err.splitlines()) == 1, err
 
 
 def test_plot_saves_the_curves(tmp_path):

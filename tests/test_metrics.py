@@ -67,7 +67,7 @@ def test_bad_input_is_a_clear_error_naming_the_metric(name, pred, target, error,
 def test_unknown_names_and_bad_options_are_refused():
     with pytest.raises(ValueError, match=r"unknown metric 'acc'; the built-in metrics are \['accuracy'"):
         metrics.get("acc")
-    with pytest.raises(ValueError, match=r"TopKAccuracy expected k >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"TopKAccuracy expected k to be an int >= 1, got 0"):
         metrics.TopKAccuracy(k=0)
     with pytest.raises(ValueError, match=r"BinaryAccuracy expected a finite threshold, got nan"):
         metrics.BinaryAccuracy(threshold=float("nan"))
@@ -155,7 +155,7 @@ def test_predict_returns_a_fresh_array_and_handles_several_inputs_and_outputs():
 @pytest.mark.parametrize("x, kwargs, error, match", [
     ([[1.0]], {}, TypeError, r"predict expected x to be a numpy.ndarray, got list"),
     (np.ones((0, 3)), {}, ValueError, r"at least one sample"),
-    (np.ones((4, 3)), {"batch_size": 0}, ValueError, r"predict expected batch_size to be a positive int, got 0"),
+    (np.ones((4, 3)), {"batch_size": 0}, ValueError, r"predict expected batch_size to be an int >= 1, got 0"),
     ((np.ones((4, 3)), np.ones((3, 2))), {}, ValueError, r"every input to have 4 samples, got 3 in x\[1\]"),
 ])
 def test_predict_bad_input(x, kwargs, error, match):

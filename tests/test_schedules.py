@@ -101,7 +101,7 @@ def test_resumed_schedule_uses_initial_lr_from_the_optimizer_state():
     (lambda o: optim.ExponentialLR(o, gamma=-0.5), r"ExponentialLR expected gamma > 0"),
     (lambda o: optim.CosineAnnealingLR(o, T_max=0), r"T_max to be an int >= 1"),
     (lambda o: optim.CosineAnnealingLR(o, T_max=3, eta_min=-1), r"eta_min >= 0"),
-    (lambda o: optim.LinearLR(o, start_factor=0), r"start_factor > 0"),
+    (lambda o: optim.LinearLR(o, start_factor=0), r"start_factor in \(0, 1\], got 0"),
     (lambda o: optim.LinearLR(o, start_factor=1.5), r"start_factor in \(0, 1\]"),
     (lambda o: optim.LinearLR(o, total_iters=0), r"total_iters to be an int >= 1"),
     (lambda o: optim.LinearWarmup(o, warmup_epochs=0), r"warmup_epochs to be an int >= 1"),

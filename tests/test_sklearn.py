@@ -143,7 +143,7 @@ def test_multi_output_regression():
 @pytest.mark.parametrize("params, error, match", [
     (dict(lr=0.0), ValueError, r"NanonetClassifier expected lr > 0, got 0.0"),
     (dict(lr=float("nan")), ValueError, r"finite lr"),
-    (dict(epochs=0), ValueError, r"epochs >= 1"),
+    (dict(epochs=0), ValueError, r"epochs to be an int >= 1"),
     (dict(batch_size=2.5), TypeError, r"batch_size to be an int"),
     (dict(optimizer="lbfgs"), ValueError, r"optimizer in \['adam', 'adamw', 'rmsprop', 'sgd'\]"),
     (dict(hidden_layer_sizes=(8, 0)), ValueError, r"hidden_layer_sizes as a tuple of positive ints"),

@@ -1,5 +1,6 @@
 """The fit loop, batches, History and its plot, determinism, bad input, the demo's new options."""
 
+import re
 import sys
 
 import numpy as np
@@ -55,7 +56,7 @@ def test_batches_are_deterministic_per_seed():
 
 
 @pytest.mark.parametrize("args, error, match", [
-    ((np.ones((4, 2)), np.ones((4, 1)), 0), ValueError, r"batches expected batch_size to be a positive int, got 0"),
+    ((np.ones((4, 2)), np.ones((4, 1)), 0), ValueError, r"batches expected batch_size to be an int >= 1, got 0"),
     ((np.ones((4, 2)), np.ones((3, 1)), 2), ValueError, r"same number of samples, got 4 and 3"),
     ((np.ones((0, 2)), np.ones((0, 1)), 2), ValueError, r"empty data"),
     (([[1.0]], np.ones((1, 1)), 2), TypeError, r"expected x to be a numpy.ndarray, got list"),
@@ -100,8 +101,9 @@ def test_validation_split_holds_out_the_last_rows_and_val_loss_is_eval_loss():
     h = nn.fit(model, nn.MSELoss(), opt, x, y, epochs=2, batch_size=32, validation_split=0.25, verbose=0, rng=0)
     expected = nn.evaluate(model, nn.MSELoss(), x[72:], y[72:])["loss"]
     assert h.history["val_loss"][-1] == pytest.approx(expected, rel=1e-12)
-    h2 = nn.fit(small_model(), nn.MSELoss(), nn.optim.SGD(small_model().parameters(), lr=0.01), x[:72], y[:72],
-                epochs=1, batch_size=32, validation_data=(x[72:], y[72:]), verbose=0, rng=0)
+    model2 = small_model()
+    h2 = nn.fit(model2, nn.MSELoss(), nn.optim.SGD(model2.parameters(), lr=0.01), x[:72], y[:72], epochs=1,
+                batch_size=32, validation_data=(x[72:], y[72:]), verbose=0, rng=0)
     assert list(h2.history) == ["loss", "val_loss"]
 
 
@@ -146,7 +148,7 @@ def test_clip_grad_norm_in_fit_keeps_a_huge_learning_rate_finite():
     opt = nn.optim.SGD(model.parameters(), lr=0.5)
     h = nn.fit(model, nn.MSELoss(), opt, x, y, epochs=3, batch_size=16, clip_grad_norm=0.1, verbose=0, rng=0)
     assert np.isfinite(h.history["loss"]).all()
-    with pytest.raises(ValueError, match="clip_grad_norm to be None or > 0"):
+    with pytest.raises(ValueError, match="fit expected clip_grad_norm > 0, got 0"):
         nn.fit(model, nn.MSELoss(), opt, x, y, epochs=1, batch_size=16, clip_grad_norm=0, verbose=0)
 
 
@@ -156,7 +158,7 @@ def test_initial_epoch_continues_the_epoch_count():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(batch_size=0), r"fit expected batch_size to be a positive int, got 0"),
+    (dict(batch_size=0), r"fit expected batch_size to be an int >= 1, got 0"),
     (dict(y=np.ones((95, 1))), r"fit expected x and y to have the same number of samples, got 96 and 95"),
     (dict(x=np.ones((0, 4)), y=np.ones((0, 1))), r"fit got empty data"),
     (dict(validation_split=0.999), r"validation_split=0.999 leaves no training data \(96 samples -> 0 for training"),
@@ -259,9 +261,10 @@ def test_demo_plot_option(tmp_path, capsys):
     assert path.read_bytes()[:4] == b"\x89PNG" and f"loss curve saved to {path}" in capsys.readouterr().out
 
 
-def test_demo_plot_without_matplotlib_is_a_clear_exit(monkeypatch, tmp_path):
+def test_demo_plot_without_matplotlib_is_a_clear_exit(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     from nanonet import cli
 
-    with pytest.raises(SystemExit, match=r"--plot needs matplotlib.*pip install \"\.\[plot\]\""):
-        cli.main(["demo", "--epochs", "2", "--plot", str(tmp_path / "x.png")])
+    assert cli.main(["demo", "--epochs", "2", "--plot", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"--plot needs matplotlib.*pip install \"\.\[plot\]\"", err) and len(err.splitlines()) == 1

@@ -173,6 +173,8 @@ def _load(path):
 
 
 def main(args):
+    if args.repeats is not None and args.repeats < 1:
+        raise SystemExit(f"nanonet bench: --repeats must be at least 1, got {args.repeats}")
     if args.from_json:
         return _report(_load(args.from_json), args)
     extra = [baseline.register(rev) for rev in args.baseline]

@@ -19,7 +19,7 @@ from .._checks import check_array, check_backward_ready, check_finite, who
 from ..module import Module, anomaly_enabled
 from .graph_build import shape_text
 from .graph_plan import compile_graph
-from .sequential import check_no_reuse, child_error
+from .sequential import check_no_reuse, child_error, child_position
 
 
 class Graph(Module):
@@ -116,7 +116,10 @@ class Graph(Module):
     def __getitem__(self, name):
         """The child module named ``name`` (``net["linear_0"]``), or at position ``name`` (``net[0]``)."""
         if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
-            return self._layers[name]
+            return self._layers[child_position(self, name, len(self._layers))]
+        if not isinstance(name, str):
+            raise TypeError(f"{self.short_repr()} expected a layer name (str) or an int position as index, "
+                            f"got {type(name).__name__} {name!r}")
         if name not in self._layer_names:
             raise KeyError(f"{self.short_repr()} has no layer named {name!r}; layers are {self._layer_names}")
         return self._layers[self._layer_names.index(name)]

@@ -1,5 +1,7 @@
 """Sequential: a chain of modules."""
 
+import numpy as np
+
 from .._checks import check_finite, renamed_error, who
 from .._contract import unwrapped
 from ..module import Module, anomaly_enabled
@@ -16,6 +18,17 @@ def child_error(container, index, child, exc, phase):
     if not text.startswith(f"{child.short_repr()} failed in {phase}"):  # the contract named the child already
         text = f"{child.short_repr()} failed in {phase}: {text}"
     return renamed_error(exc, f"{type(container).__name__}[{index}] {text}")
+
+
+def child_position(container, index, count):
+    """``index`` as a position among ``count`` children; errors name the container."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"{who(container)} expected an int position (or a slice) as index, "
+                        f"got {type(index).__name__} {index!r}")
+    if not -count <= index < count:
+        raise IndexError(f"{who(container)} has {count} children (positions 0 to {count - 1}, or -{count} to -1); "
+                         f"index {index} is out of range")
+    return int(index)
 
 
 def check_no_reuse(owner, named):
@@ -126,7 +139,7 @@ class Sequential(Module):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return Sequential(*self._layers[index])
-        return self._layers[index]
+        return self._layers[child_position(self, index, len(self._layers))]
 
     def forward(self, x):
         """x: the first child's input -> the last child's output (a fresh array)."""

@@ -30,9 +30,11 @@ import copy
 import numpy as np
 
 from .._rng import as_generator
+from .arguments import check_data, check_eps_values, check_gradients_arguments, check_model, check_settings
 from .diagnosis import diagnose as _diagnose
 from .diagnosis import resolve_kinks
 from .engine import KinkWatch, Objective
+from .evidence import Evidence, flag_float32, float32_rows, sizes_of, warm_up
 from .grouped import grouped_numeric
 from .numeric import analytic_jacobian, numeric_directional, numeric_gradient, numerical_jacobian
 from .report import EpsSweep, GradientReport, GradientRow
@@ -91,6 +93,8 @@ class _Setup:
         x64 = _as_float64(x, "x")
         loss = copy.deepcopy(loss_fn) if loss_fn is not None else None
         y64 = _as_float64(y, "y") if y is not None else None
+        self.evidence = Evidence(model, x64, _float64_copy, freeze_randomness)
+        warm_up(self.work, x64)  # a forward at another input first: a stale cache then shows
         out = self.work.forward(x64)
         probe = None
         if loss is not None:
@@ -107,6 +111,9 @@ class _Setup:
         self.analytic = {"input": None if grad_x is None else np.array(grad_x, dtype=np.float64, copy=True)}
         for name, p in params:
             self.analytic[name] = p.grad - self.prefill[name] if p.grad.shape == p.value.shape else p.grad
+        self.evidence.record(out, seed, self.work)
+        self.float32 = float32_rows(self.work, seed, self.analytic)
+        self.sizes = sizes_of(x64, out)
         self.watch = KinkWatch(self.work, loss)
         self.objective = Objective(self.work, x64, y64, loss, probe)
         self.batch = x64.shape[0] if x64.ndim else None
@@ -199,7 +206,8 @@ class _RowChecker:
         row = self._finish_row(target, a, n, kinks, kink_step, a.size)
         if not row.passed and self.diagnose:
             prefill = self.setup.prefill.get(target.name)
-            row.diagnosis = _diagnose(a, n, target.array.shape, batch=self.setup.batch, prefill=prefill)
+            row.diagnosis = _diagnose(a, n, target.array.shape, batch=self.setup.batch, prefill=prefill,
+                                      name=target.name, evidence=self.setup.evidence, sizes=self.setup.sizes)
         return row
 
     def projected_row(self, target, analytic):
@@ -230,8 +238,8 @@ class _RowChecker:
                                diagnosis=f"backward produced a gradient of shape {np.shape(analytic)}, "
                                          f"expected {target.array.shape}")
         if mode == "full" or target.array.size <= self.n_directions:
-            return self.element_row(target, analytic)
-        return self.projected_row(target, analytic)
+            return flag_float32(self.element_row(target, analytic), self.setup.float32)
+        return flag_float32(self.projected_row(target, analytic), self.setup.float32)
 
     def fast_row(self, targets, n_directions, kinks=True):
         """One row for everything: uᵀJv along joint random directions, 2 forwards each."""
@@ -260,7 +268,7 @@ class _RowChecker:
             n, accepted = resolve_kinks(analytic, n, plus, minus, self.eps, self.tol, deltas, self.obj.noise)
         row = compare("all", analytic, n, rtol=self.rtol, atol=self.atol, shape=(sum(t.flat.size for t in targets),))
         row.kinks = int(len(accepted))
-        return row
+        return flag_float32(row, self.setup.float32) if kinks else row
 
 
 def check_gradients(model, x, y=None, loss_fn=None, *, eps=1e-6, rtol=1e-5, atol=1e-7,
@@ -307,8 +315,8 @@ def check_gradients(model, x, y=None, loss_fn=None, *, eps=1e-6, rtol=1e-5, atol
         >>> report.ok, [row.name for row in report.rows]
         (True, ['input', 'weight', 'bias'])
     """
-    if mode not in MODES:
-        raise ValueError(f"check_gradients expected mode in {MODES}, got {mode!r}")
+    check_gradients_arguments(model, x, y, loss_fn, eps=eps, rtol=rtol, atol=atol, n_directions=n_directions,
+                              mode=mode, modes=MODES, diagnose=diagnose)
     gen = as_generator(rng)
     setup = _Setup(model, x, y, loss_fn, gen)
     checker = _RowChecker(setup, eps, rtol, atol, gen, n_directions, diagnose)
@@ -353,8 +361,16 @@ def eps_sweep(model, x, y=None, loss_fn=None, *, eps_values=None, rng=None, n_di
         >>> sweep.best_error < 1e-8
         True
     """
+    check_settings("eps_sweep", n_directions=n_directions)
+    eps_values = [10.0 ** -k for k in range(1, 11)] if eps_values is None else check_eps_values("eps_sweep",
+                                                                                                 eps_values)
+    if (loss_fn is None) != (y is None):
+        raise ValueError("eps_sweep needs both y and loss_fn, or neither")
+    check_model("eps_sweep", model, loss_fn=loss_fn)
+    check_data("eps_sweep", x, "x")
+    if y is not None:
+        check_data("eps_sweep", y, "y")
     gen = as_generator(rng)
-    eps_values = [10.0 ** -k for k in range(1, 11)] if eps_values is None else list(eps_values)
     setup = _Setup(model, x, y, loss_fn, gen)
     checker = _RowChecker(setup, 1.0, 0.0, 0.0, gen, n_directions, False)
     targets = setup.objective.targets()

@@ -4,6 +4,8 @@ import copy
 
 import numpy as np
 
+from .arguments import check_data, check_model, check_settings
+
 
 def _flat_view(arr):
     flat = arr.reshape(-1)
@@ -59,6 +61,18 @@ def numerical_jacobian(f, x, eps=1e-6):
     >>> np.allclose(J, [[2, 0], [0, 4]])
     True
     """
+    if not callable(f):
+        raise TypeError(f"numerical_jacobian expected a callable f(x), got {type(f).__name__}")
+    check_settings("numerical_jacobian", eps=eps)
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"numerical_jacobian expected x to be an array of numbers, got {type(x).__name__}")
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"numerical_jacobian expected x to be an array of numbers, got {type(x).__name__} "
+                            f"({exc})") from None
+    check_data("numerical_jacobian", x, "x")
     x = np.array(x, dtype=np.float64, order="C")
     flat = x.reshape(-1)
     out_size = np.asarray(f(x)).size
@@ -80,6 +94,8 @@ def analytic_jacobian(module, x):
     Runs on a deep copy, so the module's gradients are untouched. Returns
     ``(out.size, x.size)``, one ``backward`` per output element.
     """
+    check_model("analytic_jacobian", module)
+    check_data("analytic_jacobian", x, "x")
     work = copy.deepcopy(module)
     out = work.forward(x)
     jac = np.empty((out.size, x.size))

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy import special
 
-from .._checks import check_array, check_backward_ready, check_same_shape
+from .._checks import check_array, check_backward_ready, check_number, check_same_shape
 from ..module import Module
 
 
@@ -120,9 +120,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
-            raise TypeError(f"LeakyReLU expected negative_slope to be a number, got {negative_slope!r}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_number("LeakyReLU", "negative_slope", negative_slope)
 
     def _forward(self, x):
         return np.where(x > 0, x, x * self.negative_slope), x
@@ -220,12 +218,8 @@ class Softplus(_Elementwise):
 
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
-        for name, value in (("beta", beta), ("threshold", threshold)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"Softplus expected {name} to be a number, got {value!r}")
-        if beta <= 0:
-            raise ValueError(f"Softplus expected beta > 0, got {beta!r}")
-        self.beta, self.threshold = float(beta), float(threshold)
+        self.beta = check_number("Softplus", "beta", beta, low=0, low_open=True)
+        self.threshold = check_number("Softplus", "threshold", threshold)
 
     def _forward(self, x):
         bx = x * self.beta
@@ -259,9 +253,7 @@ class ELU(_Elementwise):
 
     def __init__(self, alpha=1.0):
         super().__init__()
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-            raise TypeError(f"ELU expected alpha to be a number, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = check_number("ELU", "alpha", alpha)
         self.kinks = () if self.alpha == 1.0 else (0.0,)
 
     def _forward(self, x):

@@ -41,9 +41,7 @@ class Dropout(Module):
     batch_independent = True
 
     def __init__(self, p=0.5, rng=None):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout expected p in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = check_number("Dropout", "p", p, low=0, high=1, high_open=True)
         self.rng = as_generator(rng)
         self.frozen = False
         self._mask = None

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_backward_ready, check_features, check_same_shape
+from .._checks import check_backward_ready, check_features, check_number, check_same_shape
 from .._rng import as_generator
 from ..module import Module, Parameter
 
@@ -53,9 +53,8 @@ class Linear(Module):
     batch_independent = True
 
     def __init__(self, in_features, out_features, bias=True, rng=None, dtype=np.float64, *, init="he"):
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"Linear expected {name} to be a positive int, got {value!r}")
+        in_features = check_number("Linear", "in_features", in_features, low=1, integer=True)
+        out_features = check_number("Linear", "out_features", out_features, low=1, integer=True)
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"Linear expected a floating-point dtype, got {dtype}")

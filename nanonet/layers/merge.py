@@ -21,7 +21,7 @@ input (no copies): like every module, a consumer must not modify its
 
 import numpy as np
 
-from .._checks import check_array, who
+from .._checks import check_array, check_number, who
 from ..module import Module
 
 
@@ -66,9 +66,10 @@ def _feature_axis(module, axis, ndim):
 
 
 def _check_axis_arg(cls_name, axis):
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis == 0:
+    axis = check_number(cls_name, "axis", axis, integer=True)
+    if axis == 0:
         raise ValueError(f"{cls_name} expected axis to be a nonzero int (0 is the batch axis), got {axis!r}")
-    return int(axis)
+    return axis
 
 
 class Add(Module):
@@ -256,11 +257,13 @@ class Split(Module):
     """
 
     def __init__(self, sizes, axis=-1):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise TypeError(f"Split expected sizes to be a sequence of at least 2 positive ints, got {sizes!r}")
         sizes = tuple(sizes)
-        if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
-                                 for s in sizes):
+        if len(sizes) < 2:
             raise ValueError(f"Split expected sizes to be at least 2 positive ints, got {sizes!r}")
-        self.sizes = tuple(int(s) for s in sizes)
+        self.sizes = tuple(check_number("Split", f"sizes[{i}]", s, low=1, integer=True)
+                           for i, s in enumerate(sizes))
         self.axis = _check_axis_arg("Split", axis)
         self._meta = None
 

@@ -7,14 +7,12 @@ from ..module import Buffer, Module, Parameter
 
 
 def _check_config(name, features, eps, dtype):
-    if isinstance(features, bool) or not isinstance(features, (int, np.integer)) or features < 1:
-        raise ValueError(f"{name} expected features to be a positive int, got {features!r}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
-        raise ValueError(f"{name} expected eps > 0, got {eps!r}")
+    features = check_number(name, "features", features, low=1, integer=True)
+    eps = check_number(name, "eps", eps, low=0, low_open=True)
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"{name} expected a floating-point dtype, got {dtype}")
-    return int(features), float(eps), dtype
+    return features, eps, dtype
 
 
 def _normalized_backward(dxhat, xhat, rstd, axis):
@@ -106,9 +104,7 @@ class BatchNorm1d(Module):
 
     def __init__(self, features, eps=1e-5, momentum=0.1, dtype=np.float64):
         self.features, self.eps, dtype = _check_config("BatchNorm1d", features, eps, dtype)
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNorm1d expected momentum in [0, 1], got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = check_number("BatchNorm1d", "momentum", momentum, low=0, high=1)
         self.weight = Parameter(np.ones(self.features, dtype=dtype))
         self.bias = Parameter(np.zeros(self.features, dtype=dtype))
         self.running_mean = Buffer(np.zeros(self.features, dtype=dtype))

@@ -45,12 +45,14 @@ class Loss:
     def __call__(self, pred, target):
         check_finite(self, pred, name="pred")
         check_finite(self, target, name="target")
+        check_not_empty(self, pred)
         return self.forward(pred, target)
 
     def check_pair(self, pred, target):
-        """Both float arrays of the same dtype and exactly the same shape."""
+        """Both float arrays of the same dtype and exactly the same, non-empty shape."""
         check_array(self, pred, name="pred")
         check_array(self, target, name="target", dtype=pred.dtype)
+        check_not_empty(self, pred)
         if target.shape != pred.shape:
             raise ValueError(
                 f"{self!r} expected target of the same shape as pred {pred.shape}, got {target.shape}; "
@@ -65,6 +67,13 @@ class Loss:
 
     short_repr = __repr__
 
+
+
+def check_not_empty(loss, pred):
+    """An empty batch is an error in every loss (a mean over nothing is undefined, a sum over nothing hides a bug)."""
+    if pred.size == 0:
+        raise ValueError(f"{loss!r} got an empty batch: pred has shape {pred.shape}; a loss needs at least one "
+                         f"element (check the data and the batch size)")
 
 
 def _mean_scale(loss, count, grad=1.0):

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from .._checks import check_array, check_backward_ready, check_number
-from .base import Loss, _mean_scale
+from .base import Loss, _mean_scale, check_not_empty
 
 
 def log_softmax(logits):
@@ -81,6 +81,7 @@ class CrossEntropyLoss(Loss):
         check_array(self, pred, name="pred (logits)")
         if pred.ndim != 2 or pred.shape[1] < 1:
             raise ValueError(f"{self!r} expected pred (logits) of shape (N, C), got {pred.shape}")
+        check_not_empty(self, pred)
         if not isinstance(target, np.ndarray):
             raise TypeError(f"{self!r} expected target to be a numpy.ndarray, got {type(target).__name__}")
         n, c = pred.shape

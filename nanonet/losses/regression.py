@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_backward_ready, check_finite
+from .._checks import check_backward_ready, check_finite, check_number
 from .._contract import UNCHECKED
 from .base import Loss, _mean_scale
 
@@ -45,7 +45,8 @@ class MSELoss(Loss):
         """
         if (type(self).forward is not MSELoss.forward  # a subclass's own forward runs as written
                 or pred.__class__ is not np.ndarray or target.__class__ is not np.ndarray
-                or pred.dtype.kind != "f" or target.dtype != pred.dtype or target.shape != pred.shape):
+                or pred.dtype.kind != "f" or target.dtype != pred.dtype or target.shape != pred.shape
+                or pred.size == 0):
             return super().__call__(pred, target)
         with np.errstate(over="ignore", invalid="ignore"):
             diff, total = self._squared_error(pred, target)
@@ -155,9 +156,7 @@ class HuberLoss(Loss):
 
     def __init__(self, reduction="mean", delta=1.0):
         super().__init__(reduction)
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or delta <= 0:
-            raise ValueError(f"HuberLoss expected delta > 0, got {delta!r}")
-        self.delta = float(delta)
+        self.delta = check_number("HuberLoss", "delta", delta, low=0, low_open=True)
         self._diff = None
 
     def _elementwise(self, diff):

@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from .._checks import check_number
 from ..module import Module, Parameter
 
 
@@ -42,9 +43,9 @@ def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False
     for i, p in enumerate(params):
         if not isinstance(p, Parameter):
             raise TypeError(f"clip_grad_norm expected Parameters, got {type(p).__name__} at position {i}")
-    for name, value in (("max_norm", max_norm), ("norm_type", norm_type)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or math.isnan(value):
-            raise ValueError(f"clip_grad_norm expected {name} > 0, got {value!r}")
+    check_number("clip_grad_norm", "max_norm", max_norm, low=0, low_open=True)
+    if not (isinstance(norm_type, numbers.Real) and not isinstance(norm_type, bool) and norm_type == math.inf):
+        check_number("clip_grad_norm", "norm_type", norm_type, low=0, low_open=True)  # inf: the max norm
     if not params:
         return 0.0
     norm_type = float(norm_type)

@@ -9,7 +9,8 @@ from the epoch number (also when resuming with ``initial_epoch``).
 """
 
 import math
-import numbers
+
+from .._checks import check_number
 
 
 class LRScheduler:
@@ -172,12 +173,8 @@ class LinearLR(LRScheduler):
     """
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
-        _positive(self, "start_factor", start_factor)
-        if not start_factor <= 1:
-            raise ValueError(f"LinearLR expected start_factor in (0, 1], got {start_factor!r}")
-        _non_negative(self, "end_factor", end_factor)
-        if not end_factor <= 1:
-            raise ValueError(f"LinearLR expected end_factor in [0, 1], got {end_factor!r}")
+        check_number("LinearLR", "start_factor", start_factor, low=0, high=1, low_open=True)
+        check_number("LinearLR", "end_factor", end_factor, low=0, high=1)
         _int_at_least(self, "total_iters", total_iters, 1)
         self.start_factor, self.end_factor = float(start_factor), float(end_factor)
         self.total_iters = int(total_iters)
@@ -212,9 +209,7 @@ class LinearWarmup(LRScheduler):
 
     def __init__(self, optimizer, warmup_epochs, start_factor=0.0, after=None, last_epoch=-1):
         _int_at_least(self, "warmup_epochs", warmup_epochs, 1)
-        _non_negative(self, "start_factor", start_factor)
-        if not start_factor < 1:
-            raise ValueError(f"LinearWarmup expected start_factor in [0, 1), got {start_factor!r}")
+        check_number("LinearWarmup", "start_factor", start_factor, low=0, high=1, high_open=True)
         if after is not None and getattr(after, "optimizer", None) is not optimizer:
             raise ValueError("LinearWarmup expected `after` to be a schedule built on the same optimizer")
         self.warmup_epochs, self.start_factor, self.after = int(warmup_epochs), float(start_factor), after
@@ -230,15 +225,12 @@ class LinearWarmup(LRScheduler):
 
 
 def _int_at_least(sched, name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{type(sched).__name__} expected {name} to be an int >= {low}, got {value!r}")
+    return check_number(type(sched).__name__, name, value, low=low, integer=True)
 
 
 def _positive(sched, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{type(sched).__name__} expected {name} > 0, got {value!r}")
+    return check_number(type(sched).__name__, name, value, low=0, low_open=True)
 
 
 def _non_negative(sched, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{type(sched).__name__} expected {name} >= 0, got {value!r}")
+    return check_number(type(sched).__name__, name, value, low=0)

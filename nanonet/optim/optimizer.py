@@ -15,6 +15,7 @@ the :class:`~nanonet.Parameter` object itself. ``module.load_state_dict`` and
 - ``"state.<i>.<key>"``: per-parameter state, e.g. ``step``, ``exp_avg``.
 """
 
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -51,6 +52,9 @@ class Optimizer:
         if isinstance(params, Parameter):
             raise TypeError(f"{type(self).__name__} expected an iterable of Parameters, got a single "
                             f"Parameter; pass [param]")
+        if isinstance(params, (str, bytes)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{type(self).__name__} expected an iterable of Parameters (model.parameters()), "
+                            f"got {type(params).__name__}")
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -96,10 +100,32 @@ class Optimizer:
                 p.grad.fill(0)
 
     def step(self):
-        """Update every parameter in place from its ``.grad``."""
+        """Update every parameter in place from its ``.grad``.
+
+        First every ``.grad`` is checked to be an ndarray of its parameter's
+        shape and dtype (a few attribute comparisons per parameter, no pass
+        over the elements): a ``.grad`` replaced by an array of another shape
+        would otherwise be broadcast into the update. Nothing is updated when
+        one is wrong.
+        """
+        self._check_grads()
         for group in self.param_groups:
             for p in group["params"]:
                 self._update(p, group, self._state_for(p))
+
+    def _check_grads(self):
+        index = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                g, v = p.grad, p.value
+                if g.__class__ is not np.ndarray or g.shape != v.shape or g.dtype != v.dtype:
+                    wrong_shape = isinstance(g, np.ndarray) and g.shape != v.shape
+                    got = f"{g.dtype}{g.shape}" if isinstance(g, np.ndarray) else type(g).__name__
+                    raise (ValueError if wrong_shape else TypeError)(
+                        f"{type(self).__name__}.step: parameter #{index} is {v.dtype}{v.shape} but its .grad is "
+                        f"{got}; a .grad must keep its parameter's shape and dtype (assign into it: "
+                        f"p.grad[...] = g). Nothing was updated")
+                index += 1
 
     def _update(self, p, group, state):
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
@@ -167,6 +193,9 @@ class Optimizer:
 
     def state_dict_problems(self, state):
         """The list of reasons ``state`` cannot be loaded here (empty if it can)."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict expected a dict from state_dict(), "
+                            f"got {type(state).__name__}")
         problems = []
         kind = state.get("type")
         if kind is None or str(np.asarray(kind)) != type(self).__name__:

@@ -13,8 +13,10 @@ import numpy as np
 from .._checks import who
 from .._rng import as_generator
 from ..gradcheck import check_gradients, freeze_randomness
+from ..gradcheck.arguments import check_shape
 from ..layers.shape import Identity
 from ..losses import Loss
+from .arguments import check_expected_failures, check_made, check_source, is_instance
 
 _FULL_LIMIT = 1500  # elements (input + parameters) up to which gradients are checked element by element
 
@@ -43,21 +45,19 @@ class LayerSpec:
 
     def __init__(self, layer_or_factory, input_shape, *, target=None, expected_failures=(), rng=0, label=None,
                  input=None):
-        if isinstance(input_shape, int):
-            input_shape = (input_shape,)
-        self.input_shape = tuple(int(d) for d in input_shape)
-        self.source = layer_or_factory
+        self.input_shape = check_shape("check_layer", input_shape)
+        self.source = check_source(layer_or_factory)
         self.target = target
         self.input = input
-        self.expected_failures = tuple(expected_failures)
-        self.seed = int(as_generator(rng).integers(2**32)) if not isinstance(rng, int) else rng
-        probe = self.make()
+        self.expected_failures = check_expected_failures(expected_failures)
+        gen = as_generator(rng)  # refuses a bad rng
+        self.seed = int(gen.integers(2**32)) if not isinstance(rng, int) else rng
+        probe = check_made(layer_or_factory, self.make())
         self.is_loss = isinstance(probe, Loss) or (not hasattr(probe, "parameters") and hasattr(probe, "backward"))
         self.label = label or who(probe)
 
     def _is_instance(self):
-        src = self.source
-        return not isinstance(src, type) and hasattr(src, "forward") and hasattr(src, "backward")
+        return is_instance(self.source)
 
     def make(self):
         """A fresh layer or loss."""
