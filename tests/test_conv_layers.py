@@ -11,32 +11,10 @@ import numpy as np
 import pytest
 
 import nanonet as nn
-from nanonet.testing import LayerSpec, parametrize_with_checks
+from layer_table import CONV
+from nanonet.testing import parametrize_with_checks
 
-TABLE = [
-    LayerSpec(lambda rng=0: nn.Conv2d(2, 4, 3, padding=1, rng=rng), (2, 2, 5, 4)),
-    LayerSpec(lambda rng=0: nn.Conv2d(4, 4, (2, 3), stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2,
-                                      padding_mode="reflect", rng=rng), (2, 4, 5, 6), label="Conv2d(grouped, reflect)"),
-    LayerSpec(lambda rng=0: nn.Conv2d(3, 3, 3, groups=3, padding="same", bias=False, padding_mode="circular",
-                                      rng=rng), (2, 3, 4, 5), label="Conv2d(depthwise, same, circular)"),
-    LayerSpec(lambda rng=0: nn.Conv1d(2, 3, 3, stride=2, padding=1, padding_mode="replicate", rng=rng), (2, 2, 7)),
-    LayerSpec(lambda rng=0: nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2, rng=rng),
-              (2, 4, 3, 3)),
-    LayerSpec(lambda: nn.MaxPool2d(2), (2, 3, 4, 4)),
-    LayerSpec(lambda: nn.MaxPool2d(3, stride=2, padding=1, dilation=(1, 2), ceil_mode=True), (2, 2, 5, 7)),
-    LayerSpec(lambda: nn.MaxPool2d(2), (2, 3, 4, 4), label="MaxPool2d(2) on ties",
-              input=lambda shape, gen: gen.integers(0, 3, size=shape)),
-    LayerSpec(lambda: nn.MaxPool1d(3, stride=2), (2, 2, 7)),
-    LayerSpec(lambda: nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False), (2, 2, 5, 6)),
-    LayerSpec(lambda: nn.AdaptiveAvgPool2d((2, 3)), (2, 2, 5, 7)),
-    LayerSpec(lambda: nn.BatchNorm2d(3), (2, 3, 4, 4)),
-    LayerSpec(lambda: nn.BatchNorm2d(3).eval(), (2, 3, 4, 4), label="BatchNorm2d(3).eval()"),
-    LayerSpec(lambda rng=0: nn.Dropout2d(0.3, rng=rng), (2, 3, 4, 4)),
-    LayerSpec(lambda: nn.ZeroPad2d((1, -1, 2, 0)), (2, 2, 4, 4)),
-    LayerSpec(lambda: nn.Upsample(scale_factor=2), (2, 2, 3, 3)),
-    LayerSpec(lambda rng=0: nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
-                                          nn.Flatten(), nn.Linear(12, 2, rng=rng)), (2, 1, 4, 4), label="Sequential(CNN)"),
-]
+TABLE = CONV  # see layer_table.py
 
 
 @parametrize_with_checks(TABLE)

@@ -8,7 +8,7 @@ containers, the module API and the checker's entry points; part two
 evaluate, batches, save/load and every CLI command.
 
 **Layers and losses get their generic cases for free**: every entry of
-``TABLE`` in ``test_layers_builtin.py`` (the one place that lists layer and
+``TABLE`` in ``layer_table.py`` (the one place that lists layer and
 loss factories with an example input shape) is run through ``layer_cases`` or
 ``loss_cases`` below: non-arrays, non-numeric and wrong-kind dtypes (strings,
 objects, datetimes, structured, bytes, complex, bool, int: whatever the
@@ -25,7 +25,7 @@ import pytest
 import nanonet as nn
 from nanonet.testing import check_layer
 from test_contract import Scale as ContractScale
-from test_layers_builtin import TABLE
+from layer_table import TABLE
 
 
 def case(case_id, call, error, fragment, who=None):

@@ -1,6 +1,6 @@
-"""Every built-in layer and loss through the conformance suite, table-driven.
+"""Every built-in dense layer and loss through the conformance suite, table-driven.
 
-Adding a layer or a loss to TABLE is all it takes to check it.
+Adding a layer or a loss to ``layer_table.py`` is all it takes to check it.
 """
 
 import warnings
@@ -9,45 +9,10 @@ import numpy as np
 import pytest
 
 import nanonet as nn
-from nanonet.testing import LayerSpec, parametrize_with_checks
+from layer_table import CORE
+from nanonet.testing import parametrize_with_checks
 
-TABLE = [
-    LayerSpec(lambda rng=0: nn.Linear(5, 3, rng=rng), (4, 5)),
-    LayerSpec(lambda rng=0: nn.Linear(5, 3, bias=False, rng=rng), (4, 5)),
-    LayerSpec(nn.ReLU, (4, 5)),
-    LayerSpec(lambda: nn.LeakyReLU(0.1), (4, 5)),
-    LayerSpec(nn.Tanh, (4, 5)),
-    LayerSpec(nn.Sigmoid, (4, 5)),
-    LayerSpec(nn.GELU, (4, 5)),
-    LayerSpec(lambda: nn.Softplus(beta=2.0), (4, 5)),
-    LayerSpec(nn.ELU, (4, 5)),
-    LayerSpec(lambda: nn.ELU(alpha=0.5), (4, 5)),
-    LayerSpec(nn.Identity, (4, 5)),
-    LayerSpec(nn.Flatten, (4, 2, 3)),
-    LayerSpec(lambda rng=0: nn.Dropout(0.3, rng=rng), (4, 5)),
-    LayerSpec(lambda: nn.LayerNorm(5), (4, 5)),
-    LayerSpec(lambda: nn.BatchNorm1d(5), (4, 5)),
-    LayerSpec(lambda: nn.BatchNorm1d(5).eval(), (4, 5), label="BatchNorm1d(5).eval()"),
-    LayerSpec(lambda rng=0: nn.Sequential(nn.Linear(4, 6, rng=rng), nn.Tanh(), nn.LayerNorm(6),
-                                          nn.Linear(6, 2, rng=rng)), (3, 4), label="Sequential(MLP)"),
-    LayerSpec(nn.MSELoss, (4, 3)),
-    LayerSpec(lambda: nn.MSELoss("sum"), (4, 3), label="MSELoss(sum)"),
-    LayerSpec(nn.L1Loss, (4, 3)),
-    LayerSpec(lambda: nn.HuberLoss(delta=0.5), (4, 3)),
-    LayerSpec(nn.CrossEntropyLoss, (4, 3)),
-    LayerSpec(nn.CrossEntropyLoss, (4, 3), label="CrossEntropyLoss(probabilities)",
-              target=lambda shape, gen: gen.dirichlet(np.ones(shape[1]), size=shape[0])),
-    LayerSpec(lambda: nn.CrossEntropyLoss("sum"), (4, 3), label="CrossEntropyLoss(sum)"),
-    LayerSpec(nn.BCEWithLogitsLoss, (4, 3)),
-    LayerSpec(lambda: nn.CrossEntropyLoss(weight=np.array([0.5, 2.0, 1.0]), ignore_index=1, label_smoothing=0.2),
-              (6, 3), label="CrossEntropyLoss(weight, ignore_index, label_smoothing)",
-              target=lambda shape, gen: np.array([0, 1, 2, 2, 0, 1])),
-    LayerSpec(lambda: nn.CrossEntropyLoss("sum", weight=np.array([0.5, 2.0, 1.0]), label_smoothing=0.3), (4, 3),
-              label="CrossEntropyLoss(sum, weight, label_smoothing, probabilities)",
-              target=lambda shape, gen: gen.dirichlet(np.ones(shape[1]), size=shape[0])),
-    LayerSpec(lambda: nn.BCEWithLogitsLoss(pos_weight=np.array([0.5, 1.0, 4.0])), (4, 3),
-              label="BCEWithLogitsLoss(pos_weight)"),
-]
+TABLE = CORE  # the dense layers and the losses; see layer_table.py
 
 
 @parametrize_with_checks(TABLE)
