@@ -4,10 +4,11 @@ Every layer's ``backward`` is written by hand and proven by the gradient
 checker, which is part of the library.
 """
 
-from . import optim
+from . import distributed, optim
 from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint, ProgressBar, TerminateOnNaN
 from .containers import Graph, Input, Sequential, shared_copy
 from .data import batches
+from .distributed import SyncBatchNorm
 from .gradcheck import (
     GradientReport,
     GradientRow,
@@ -47,7 +48,7 @@ __all__ = [
     "Buffer", "Module", "Parameter", "detect_anomaly",
     # layers
     "Add", "BatchNorm1d", "Concat", "Dropout", "ELU", "Flatten", "GELU", "Identity", "LayerNorm",
-    "LeakyReLU", "Linear", "Multiply", "ReLU", "Sigmoid", "Softplus", "Split", "Tanh",
+    "LeakyReLU", "Linear", "Multiply", "ReLU", "Sigmoid", "Softplus", "Split", "SyncBatchNorm", "Tanh",
     # containers
     "Graph", "Input", "Sequential", "shared_copy",
     # losses
@@ -56,7 +57,7 @@ __all__ = [
     "GradientReport", "GradientRow", "analytic_jacobian", "check_gradients", "eps_sweep", "numerical_jacobian",
     # training
     "Callback", "EarlyStopping", "History", "LambdaCallback", "ModelCheckpoint", "ProgressBar",
-    "TerminateOnNaN", "batches", "evaluate", "fit", "optim", "plot_histories",
+    "TerminateOnNaN", "batches", "distributed", "evaluate", "fit", "optim", "plot_histories",
     # saving
     "load", "save",
 ]

@@ -7,6 +7,11 @@ A callback is any object with some of the hooks ``on_train_begin(logs)``,
 optimizer, rng, history, ...), and a callback stops training with
 ``self.context.stop(reason)``. Epochs and batches are counted from 0. Epoch
 logs hold ``loss`` (and ``val_loss``, metrics); batch logs ``loss`` and ``size``.
+
+In data-parallel training (``fit(..., distributed=True)``) every rank runs
+the callbacks with the same global logs, except those whose ``main_only`` is
+True (the progress bar, checkpoints, printing), which run on rank 0 only;
+rank 0's decision to stop is every rank's.
 """
 
 import math
@@ -17,9 +22,15 @@ from . import serialization
 
 
 class Callback:
-    """Base class with empty hooks; ``self.context`` is set by ``fit``."""
+    """Base class with empty hooks; ``self.context`` is set by ``fit``.
+
+    ``main_only = True`` (a class or instance attribute) runs the callback on
+    rank 0 only in data-parallel training: for side effects such as printing
+    and writing files, never for decisions every rank must share.
+    """
 
     context = None
+    main_only = False
 
     def set_context(self, context):
         self.context = context
@@ -46,6 +57,8 @@ class Callback:
 class LambdaCallback(Callback):
     """Hooks given as functions, e.g. ``LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch))``.
 
+    ``main_only=True``: run only on rank 0 in data-parallel training (e.g. to print).
+
     Example:
         >>> seen = []
         >>> cb = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
@@ -53,7 +66,10 @@ class LambdaCallback(Callback):
         [3]
     """
 
-    def __init__(self, **hooks):
+    def __init__(self, main_only=False, **hooks):
+        if not isinstance(main_only, bool):
+            raise TypeError(f"LambdaCallback expected main_only to be True or False, got {main_only!r}")
+        self.main_only = main_only
         for name, fn in hooks.items():
             if not name.startswith("on_") or not hasattr(Callback, name) or not callable(fn):
                 raise TypeError(f"LambdaCallback expected hook functions such as on_epoch_end=..., got {name}={fn!r}")
@@ -135,7 +151,7 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             self.context.model.load_state_dict(self.best_weights)
-            if self.verbose:
+            if self.verbose and self.context.rank == 0:
                 print(f"EarlyStopping: restored the weights of epoch {self.best_epoch}", file=sys.stderr)
 
     def __repr__(self):
@@ -155,7 +171,12 @@ class ModelCheckpoint(Callback):
     (rebuild the shuffling generator with
     ``nanonet.serialization.generator_from_state``), ``logs`` (this epoch's)
     and ``best`` (the best monitored value so far).
+
+    In data-parallel training only rank 0 writes (every rank holds the same
+    state); to resume, ``nn.load`` the file on every rank.
     """
+
+    main_only = True
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
         self.path, self.monitor, self.save_best_only, self.verbose = str(path), monitor, bool(save_best_only), verbose
@@ -227,12 +248,15 @@ class ProgressBar(Callback):
     Uses tqdm if installed (``pip install nanonet[progress]``), otherwise a
     plain line rewritten in place (``\\r``) when ``file`` is a terminal, and one
     line per epoch when it is not (``dynamic=False``, as ``fit(verbose=2)``).
+    In data-parallel training it runs on rank 0 only.
 
     Args:
         file: where to write (default: ``sys.stdout`` at the start of training).
         use_tqdm: True, False, or None (tqdm if installed).
         dynamic: rewrite one line in place; None: only if ``file`` is a terminal.
     """
+
+    main_only = True
 
     def __init__(self, file=None, use_tqdm=None, dynamic=None, min_interval=0.1):
         self.file, self.use_tqdm, self.dynamic, self.min_interval = file, use_tqdm, dynamic, min_interval
