@@ -4,6 +4,10 @@ Build the 3-layer ReLU regression network, check every gradient (each row
 named, PASS or FAIL), train it with ``nn.fit`` on full batches for 100 epochs
 (plain gradient descent by default, or Adam) printing the loss, and report
 the test loss. ``--plot loss.png`` saves the loss curve (needs matplotlib).
+
+Under an MPI launcher (``mpiexec -n 2 nanonet demo``) the training is
+data-parallel (``fit(distributed=True)``): each rank takes half of every
+batch, the losses equal one process's, and only rank 0 prints.
 """
 
 import numpy as np
@@ -34,11 +38,16 @@ def run(epochs=100, seed=0, hidden=(64, 64), lr=None, optimizer="sgd", plot=None
     ``plot``: a path for the loss-curve PNG (needs matplotlib).
     """
     cls, default_lr = OPTIMIZERS[optimizer]
+    group = nn.distributed.init()  # under mpiexec: train data-parallel, print on rank 0 only
+    if group.rank != 0:
+        out = _silent
     rng = np.random.default_rng(seed)
     x, y, x_test, y_test = make_regression(rng=rng)
     model = build_model(x.shape[1], hidden, rng)
     loss_fn = nn.MSELoss()
     out(f"data: {x.shape[0]} training and {x_test.shape[0]} test samples, {x.shape[1]} features")
+    if group.size > 1:
+        out(f"training data-parallel on {group.size} processes (MPI): each takes its share of every batch")
     out(f"model:\n{model}")
 
     report = nn.check_gradients(model, x, y, loss_fn=loss_fn, rng=rng)
@@ -48,7 +57,7 @@ def run(epochs=100, seed=0, hidden=(64, 64), lr=None, optimizer="sgd", plot=None
     out(f"optimizer: {opt!r}")
     printer = nn.LambdaCallback(on_epoch_end=lambda epoch, logs: out(f"{epoch}: loss is {logs['loss']}"))
     history = nn.fit(model, loss_fn, opt, x, y, epochs=epochs, batch_size=len(x), shuffle=False,
-                     callbacks=[printer], verbose=0, rng=rng)
+                     callbacks=[printer], verbose=0, rng=rng, distributed=group.size > 1)
     model.eval()
     test_loss = loss_fn(model(x_test), y_test)
     out(f"Test loss is {test_loss}")
@@ -56,6 +65,10 @@ def run(epochs=100, seed=0, hidden=(64, 64), lr=None, optimizer="sgd", plot=None
         history.plot(plot, title=f"nanonet demo ({optimizer})")
         out(f"loss curve saved to {plot}")
     return report, history.history["loss"], test_loss
+
+
+def _silent(text):
+    pass
 
 
 def add_arguments(parser):
