@@ -387,3 +387,22 @@ def test_demo_under_mpiexec_trains_data_parallel_and_prints_once():
     _, losses, test_loss = demo.run(epochs=4, out=lambda s: None)
     got = [float(line.split()[-1]) for line in done.stdout.splitlines() if ": loss is" in line]
     np.testing.assert_allclose(got, losses, rtol=1e-12)
+
+
+# -- the benchmark's launches (no speed is asserted) --------------------------------------------------------
+@needs_mpi
+def test_bench_cases_launch_and_report():
+    from nanonet.bench import distributed as bench
+
+    tiny = {"batch": 8, "sizes": (4, 8, 8, 2), "name": "tiny"}
+    # one nanonet case (the torch peer is left to the bench itself: importing torch takes seconds)
+    got = bench._launch(2, {"peer": "nanonet-overlap", "workload": tiny, "steps": 3, "warmup": 1}, timeout=TIMEOUT)
+    assert got["step_s"] > 0 and got["p25"] <= got["step_s"] <= got["p75"]
+    rows = [{"workload": "tiny", "peer": "nanonet", "world": 1, "samples_per_s": 100.0},
+            {"workload": "tiny", "peer": "nanonet-overlap", "world": 2, "samples_per_s": got["samples_per_s"]}]
+    sweep = bench._launch(2, {"peer": "sweep", "workload": dict(tiny, widths=(4, 16)), "steps": 2, "warmup": 1},
+                          timeout=TIMEOUT)["rows"]
+    assert [r["params"] for r in sweep] == [4 * 4 + 4 + 4 * 4 + 4 + 4 * 2 + 2, 4 * 16 + 16 + 16 * 16 + 16 + 16 * 2 + 2]
+    assert all(0 < r["share"] < 1 and r["bytes"] == 8 * r["params"] for r in sweep)
+    text = bench.render({"rows": rows, "sweep": sweep, "repeats": 1})
+    assert "| tiny     | nanonet-overlap | (" in text and "reduction share of the step" in text

@@ -17,6 +17,8 @@ import sys
 from . import baseline, isolated, layers, peers, report, workloads
 
 PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory")
+#: parts run only when named in --only: "distributed" launches mpiexec (see nanonet.bench.distributed).
+OPT_IN_PARTS = ("distributed",)
 
 
 def add_arguments(parser):
@@ -29,7 +31,8 @@ def add_arguments(parser):
     parser.add_argument("--peers", default=",".join(peers.PEERS),
                         help=f"comma-separated peers (default: all of {', '.join(peers.PEERS)})")
     parser.add_argument("--only", default=",".join(PARTS),
-                        help=f"comma-separated parts to run (default: all of {', '.join(PARTS)})")
+                        help=f"comma-separated parts to run (default: all of {', '.join(PARTS)}; "
+                             f"also {', '.join(OPT_IN_PARTS)}, only when named)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case")
     parser.add_argument("--sizes", default=None, metavar="NxINxH,...",
                         help="training-step sizes, e.g. 500x10x64,1024x256x1024 (default: the suite's)")
@@ -66,6 +69,7 @@ def _parse_sizes(text):
 def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=None, sizes=None,
               dtypes=workloads.DTYPES, isolate=False, baseline_revs=(), log=print):
     """Run the chosen parts; returns the result dict (what ``--json`` writes)."""
+    asked_repeats = repeats
     repeats = repeats or (3 if quick else 9)
     min_time = 0.003 if quick else 0.05
     # Before each sample, let the worker threads the previous case left spinning
@@ -102,6 +106,11 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
         log("memory ...")
         sizes = workloads.QUICK_SIZES[:1] if quick else [(500, 10, 64), (1024, 256, 1024)]
         result["memory"] = workloads.memory(names, sizes, skips)
+    if "distributed" in parts:
+        log("data-parallel training (mpiexec) ...")
+        from . import distributed
+
+        result["distributed"] = distributed.run(quick=quick, repeats=asked_repeats, skips=skips, log=log)
     result["meta"]["machine"] = report.machine_info()
     result["skipped"] = dict(skips)
     return result
@@ -141,7 +150,7 @@ def main(args):
         return _report(_load(args.from_json), args)
     extra = [baseline.register(rev) for rev in args.baseline]
     names = _parse_list(args.peers, peers.PEERS, "peer") + extra
-    parts = _parse_list(args.only, PARTS, "part")
+    parts = _parse_list(args.only, PARTS + OPT_IN_PARTS, "part")
     if "seed" not in names:
         names.insert(0, "seed")  # every ratio is to the seed
     with _blas_threads(args.threads):

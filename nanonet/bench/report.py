@@ -136,15 +136,17 @@ def render(result):
     skipped = result.get("skipped") or {}
     lines = [f"nanonet bench ({'quick' if result['meta']['quick'] else 'full'}), "
              f"{result['meta']['machine']['cpu']}, {result['meta']['machine']['cores']} cores, "
-             f"{result['meta']['date']}",
-             "",
-             "Training step (forward, MSE, backward, SGD) of in -> H -> H -> 1; median time as a ratio "
-             "to the seed's numpy (lower is faster; ± is the interquartile range):",
-             "",
-             step_table(result)]
+             f"{result['meta']['date']}"]
+    if result.get("steps"):
+        lines += ["", "Training step (forward, MSE, backward, SGD) of in -> H -> H -> 1; median time as a ratio "
+                  "to the seed's numpy (lower is faster; ± is the interquartile range):", "", step_table(result)]
     other = other_tables(result)
     if other:
         lines += ["", other]
+    if result.get("distributed"):
+        from .distributed import render as render_distributed
+
+        lines += ["", render_distributed(result["distributed"])]
     if skipped:
         lines += ["", "Skipped peers: " + "; ".join(f"{k} ({v})" for k, v in skipped.items())]
     return "\n".join(lines)
