@@ -49,22 +49,25 @@ class DataParallel:
         bucket_cap_mb: the largest gradient bucket (one ``Allreduce``), MiB (torch's default 25).
         overlap: send each bucket while the rest of ``backward`` runs (non-blocking
             ``Iallreduce``); see docs/distributed.md for when it pays.
-        gradient_as_bucket_view: rebind each ``.grad`` to a view of its bucket, so no step copies
-            gradients (torch's option of the same name).
+        gradient_as_bucket_view: None (default: the gradients become views of their buckets where
+            that is safe, so no step copies them), True or False (never: copy in and out each step);
+            see ``GradientReducer``.
         check_data: compare a checksum of x, y and the validation data across the ranks at start
             (shapes and dtypes are always compared).
 
     Example:
         >>> DataParallel(bucket_cap_mb=4, overlap=True)
-        DataParallel(bucket_cap_mb=4.0, overlap=True, gradient_as_bucket_view=False, check_data=True)
+        DataParallel(bucket_cap_mb=4.0, overlap=True, gradient_as_bucket_view=None, check_data=True)
     """
 
-    def __init__(self, *, bucket_cap_mb=25.0, overlap=False, gradient_as_bucket_view=False, check_data=True):
+    def __init__(self, *, bucket_cap_mb=25.0, overlap=False, gradient_as_bucket_view=None, check_data=True):
         self.bucket_cap_mb = check_number("DataParallel", "bucket_cap_mb", bucket_cap_mb, low=0, low_open=True)
-        for name, value in (("overlap", overlap), ("gradient_as_bucket_view", gradient_as_bucket_view),
-                            ("check_data", check_data)):
+        for name, value in (("overlap", overlap), ("check_data", check_data)):
             if not isinstance(value, bool):
                 raise TypeError(f"DataParallel expected {name} to be True or False, got {value!r}")
+        if not (gradient_as_bucket_view is None or isinstance(gradient_as_bucket_view, bool)):
+            raise TypeError(f"DataParallel expected gradient_as_bucket_view to be None, True or False, "
+                            f"got {gradient_as_bucket_view!r}")
         self.overlap, self.gradient_as_bucket_view, self.check_data = overlap, gradient_as_bucket_view, check_data
 
     def __repr__(self):
