@@ -276,6 +276,18 @@ def test_sync_batchnorm_on_one_process_is_batchnorm():
         sync(x[:1])
 
 
+def test_a_graph_infers_sync_batchnorm_shapes_without_a_collective():
+    group = RecordingGroup()
+    inp = nn.Input(3)
+    out = nn.Linear(4, 2, rng=0)(dist.SyncBatchNorm(4, group=group)(nn.Linear(3, 4, rng=0)(inp)))
+    graph = nn.Graph(inp, out)
+    assert group.log == []                                  # building the graph summed nothing
+    graph(np.ones((5, 3)))
+    assert [kind for kind, _ in group.log] == ["blocking", "blocking"]   # the mean, then the variance
+    with pytest.raises(ValueError, match=r"expected inputs of shape \(N, 4, ...\), got feature shape \(3,\)"):
+        dist.SyncBatchNorm(4).output_shape((3,))
+
+
 def test_convert_sync_batchnorm_keeps_the_instances():
     bn = nn.BatchNorm1d(4)
     model = nn.Sequential(nn.Linear(3, 4, rng=0), bn)

@@ -41,6 +41,13 @@ class SyncStats:
     def _group(self):
         return self.group or runtime.comm()
 
+    def output_shape(self, shape):
+        """The feature shape out for ``shape`` in (``nn.Graph`` asks; a probe forward would be a collective)."""
+        shape = tuple(shape)
+        if shape[:1] != (self.features,):
+            raise ValueError(f"{self!r} expected inputs of shape (N, {self.features}, ...), got feature shape {shape}")
+        return shape
+
     def _batch_moments(self, x):
         group, axes = self._group(), _axes(x)
         keep = x.ndim > 2
