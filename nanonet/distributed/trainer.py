@@ -102,10 +102,11 @@ class Trainer:
         if not self.is_main:
             callbacks = [cb for cb in callbacks if not getattr(cb, "main_only", False)]
             verbose = 0
-        if rng is None:
-            seed = np.array([as_generator(None).integers(2**62) if self.is_main else 0], dtype=np.int64)
-            rng = int(self.group.bcast(seed)[0])
-        return callbacks, verbose, rng
+        # always broadcast (every rank must make the same calls); a rank given a seed keeps it, and if the
+        # ranks disagree, the check at start says so
+        seed = np.array([as_generator(None).integers(2**62) if self.is_main else 0], dtype=np.int64)
+        shared = int(self.group.bcast(seed)[0])
+        return callbacks, verbose, shared if rng is None else rng
 
     def start(self, ctx, x, y, val, metrics, shuffle, clip, begin):
         """Check that every rank runs the same training, broadcast rank 0's state, then ``begin()``."""
