@@ -49,14 +49,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _launch(world, case, timeout):
-    case = dict(case, port=_free_port())
-    done = launch.run(world, ["-m", "nanonet.bench.distributed_worker", json.dumps(case)], timeout=timeout)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.timed_out or done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"{case['peer']} on {world} process(es) failed ({done!r}): {' / '.join(tail)}")
-    return json.loads(lines[-1][len("RESULT "):])
+def _launch(world, case, timeout, tries=2):
+    """One launch's result; a failed launch is tried again once (a busy machine can time out gloo's setup)."""
+    for attempt in range(tries):
+        case = dict(case, port=_free_port())
+        done = launch.run(world, ["-m", "nanonet.bench.distributed_worker", json.dumps(case)], timeout=timeout)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        if not done.timed_out and done.returncode == 0 and lines:
+            return json.loads(lines[-1][len("RESULT "):])
+    tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+    raise RuntimeError(f"{case['peer']} on {world} process(es) failed {tries} times ({done!r}): {' / '.join(tail)}")
 
 
 def cases(quick=False, peers=PEERS):
@@ -92,17 +94,27 @@ def run(*, quick=False, repeats=None, peers=PEERS, skips=None, log=print, timeou
                 skips.note("torch (distributed)", f"torch.distributed is unavailable ({type(exc).__name__}: {exc})")
     repeats = repeats or (1 if quick else 3)
     todo = cases(quick, peers)
-    samples = {}
+    samples, failures = {}, {}
     shuffler = random.Random(0)
     for r in range(repeats):
         order = list(range(len(todo)))
         shuffler.shuffle(order)
         for i in order:
             world, case = todo[i]
-            log(f"distributed: round {r + 1}/{repeats}: {case['peer']} {case['workload']['name']} on {world}")
-            samples.setdefault(i, []).append(_launch(world, case, timeout))
+            label = f"{case['peer']} {case['workload']['name']} on {world}"
+            log(f"distributed: round {r + 1}/{repeats}: {label}")
+            try:
+                samples.setdefault(i, []).append(_launch(world, case, timeout))
+            except RuntimeError as exc:      # a case that fails is reported, the others still run
+                failures.setdefault(label, str(exc))
+                log(f"distributed: {exc}")
+    if skips is not None:
+        for label, why in failures.items():
+            skips.note(f"distributed {label}", why)
     rows, sweep = [], None
     for i, (world, case) in enumerate(todo):
+        if not samples.get(i):
+            continue
         if case["peer"] == "sweep":
             sweep = [dict(row, reduce_s=float(np.median([s["rows"][j]["reduce_s"] for s in samples[i]])),
                           compute_s=float(np.median([s["rows"][j]["compute_s"] for s in samples[i]])))
@@ -114,7 +126,7 @@ def run(*, quick=False, repeats=None, peers=PEERS, skips=None, log=print, timeou
         rows.append({"workload": case["workload"]["name"], "peer": case["peer"], "world": world, "step_s": step,
                      "samples_per_s": case["workload"]["batch"] / step,
                      "batch": case["workload"]["batch"], "sizes": list(case["workload"]["sizes"])})
-    return {"rows": rows, "sweep": sweep, "repeats": repeats, "threads_per_rank": 1,
+    return {"rows": rows, "sweep": sweep, "repeats": repeats, "threads_per_rank": 1, "failures": failures,
             "mpich_env": {k: v for k, v in os.environ.items() if k.startswith("MPIR_CVAR_")},
             "workloads": {k: dict(v) for k, v in (QUICK_WORKLOADS if quick else WORKLOADS).items()}}
 
@@ -124,11 +136,11 @@ def throughput_table(rows):
     single = {(r["workload"], r["peer"]): r["samples_per_s"] for r in rows if r["world"] == 1}
     table = []
     for r in (r for r in rows if r["world"] == 2):
-        base = single.get((r["workload"], r["peer"])) or single.get((r["workload"], "nanonet"))
-        base_peer = r["peer"] if (r["workload"], r["peer"]) in single else "nanonet"
-        one = f"{base:.0f}" if base_peer == r["peer"] else f"({base:.0f}, nanonet's)"
+        own = single.get((r["workload"], r["peer"]))
+        base = own or single.get((r["workload"], "nanonet"))     # the variants share nanonet's 1 process
+        one = "n/a" if base is None else f"{base:.0f}" if own else f"({base:.0f}, nanonet's)"
         table.append([r["workload"], r["peer"], one, f"{r['samples_per_s']:.0f}",
-                      f"{r['samples_per_s'] / (2 * base):.2f}"])
+                      "n/a" if base is None else f"{r['samples_per_s'] / (2 * base):.2f}"])
     header = ["workload", "peer", "1 process samples/s", "2 processes samples/s", "scaling efficiency"]
     widths = [max(len(str(row[i])) for row in [header] + table) for i in range(len(header))]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(header, widths)) + " |",
