@@ -40,7 +40,7 @@ QUICK_WORKLOADS = {
 SWEEP = {"batch": 256, "sizes": (64, None, None, 10), "widths": (64, 256, 1024, 2048)}
 QUICK_SWEEP = {"batch": 64, "sizes": (64, None, None, 10), "widths": (64, 256)}
 #: peers at 2 processes; at 1 process only "nanonet" (plain fit) and "torch" (a plain module) run.
-PEERS = ("nanonet", "nanonet-overlap", "nanonet-copy", "torch")
+PEERS = ("nanonet", "nanonet-1mb", "nanonet-overlap", "nanonet-copy", "torch")
 
 
 def _free_port():

@@ -4,11 +4,11 @@
 (see ``nanonet.bench.distributed``). Rank 0 prints one line ``RESULT {json}``
 with the median step time. Peers:
 
-- ``nanonet`` (and ``nanonet-overlap``, ``nanonet-copy``): ``nn.fit`` on a
-  synthetic data set, one batch per step, ``distributed=True`` (with
-  ``DataParallel(overlap=True, bucket_cap_mb=1)``, or
-  ``gradient_as_bucket_view=False``: gradients copied in and out of the
-  buckets) on more than one process;
+- ``nanonet`` (and its variants ``nanonet-1mb``, ``nanonet-overlap``,
+  ``nanonet-copy``): ``nn.fit`` on a synthetic data set, one batch per step,
+  ``distributed=True`` (with ``DataParallel(bucket_cap_mb=1)``, the same with
+  ``overlap=True``, or ``gradient_as_bucket_view=False``: gradients copied in
+  and out of the buckets) on more than one process;
 - ``torch``: the same MLP in float64 under ``DistributedDataParallel`` on gloo
   (a plain module on one process);
 - ``sweep``: nanonet's step split into compute and gradient reduction, for
@@ -57,7 +57,8 @@ def nanonet_steps(case, world):
     x, y = _data(workload, steps)
     model = _nanonet_model(workload["sizes"])
     opt = nn.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    options = {"nanonet": {}, "nanonet-overlap": {"overlap": True, "bucket_cap_mb": 1.0},
+    options = {"nanonet": {}, "nanonet-1mb": {"bucket_cap_mb": 1.0},
+               "nanonet-overlap": {"overlap": True, "bucket_cap_mb": 1.0},
                "nanonet-copy": {"gradient_as_bucket_view": False}}[case["peer"]]
     ends = []
     record = nn.LambdaCallback(on_batch_end=lambda b, logs: ends.append(time.perf_counter()))
