@@ -41,16 +41,23 @@ class _Bucket:
         self.dtype = params[0].value.dtype
         self.sizes = [p.value.size for p in params]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
-        self.own = np.zeros(self.offsets[-1], dtype=self.dtype)
-        self.flat = self.own   # what is summed: our buffer, or the gradients' own memory (zero copy)
+        self._own = None       # our flat buffer, made when first needed
+        self.flat = None       # what is summed: our buffer, or the gradients' own memory (zero copy)
         self.views = None      # the .grad arrays the flat buffer is known to be
         self.pending = 0       # module backwards still to finish before the bucket is ready
 
+    def own(self):
+        """Our flat buffer (allocated once): ``self.flat`` unless the gradients lie back to back already."""
+        if self._own is None:
+            self._own = np.zeros(self.offsets[-1], dtype=self.dtype)
+        return self._own
+
     def bind_views(self):
         """Make each parameter's ``.grad`` a view into the flat buffer (values kept)."""
+        own = self.flat = self.own()
         for p, lo, hi in zip(self.params, self.offsets, self.offsets[1:]):
-            self.own[lo:hi] = p.grad.reshape(-1)
-            p.grad = self.own[lo:hi].reshape(p.value.shape)
+            own[lo:hi] = p.grad.reshape(-1)
+            p.grad = own[lo:hi].reshape(p.value.shape)
         self.views = [p.grad for p in self.params]
 
     def detect_views(self):
@@ -133,7 +140,8 @@ class GradientReducer:
 
     @property
     def nbytes(self):
-        return sum(b.flat.nbytes for b in self.buckets)
+        """The bytes of gradients summed per step."""
+        return sum(b.offsets[-1] * b.dtype.itemsize for b in self.buckets)
 
     def allreduce(self, scale=None):
         """Sum every ``.grad`` over the ranks (blocking), then multiply by ``scale`` if given."""
@@ -143,7 +151,7 @@ class GradientReducer:
 
     def _start(self, bucket, blocking=False):
         if not bucket.zero_copy():
-            bucket.flat, bucket.views = bucket.own, None
+            bucket.flat, bucket.views = bucket.own(), None
             bucket.pack()
         if blocking:
             self.group.allreduce_sum(bucket.flat)
