@@ -4,10 +4,11 @@ Every layer's ``backward`` is written by hand and proven by the gradient
 checker, which is part of the library.
 """
 
-from . import metrics, optim
+from . import distributed, metrics, optim
 from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint, ProgressBar, TerminateOnNaN
 from .containers import Graph, Input, Sequential, shared_copy
 from .data import batches
+from .distributed import SyncBatchNorm
 from .gradcheck import (
     GradientReport,
     GradientRow,
@@ -62,7 +63,7 @@ __all__ = [
     "Buffer", "Module", "Parameter", "detect_anomaly",
     # layers
     "Add", "BatchNorm1d", "Concat", "Dropout", "ELU", "Flatten", "GELU", "Identity", "LayerNorm",
-    "LeakyReLU", "Linear", "Multiply", "ReLU", "Sigmoid", "Softplus", "Split", "Tanh",
+    "LeakyReLU", "Linear", "Multiply", "ReLU", "Sigmoid", "Softplus", "Split", "SyncBatchNorm", "Tanh",
     # convolutional networks
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose2d", "Dropout2d",
     "MaxPool1d", "MaxPool2d", "Upsample", "ZeroPad2d",
@@ -74,7 +75,8 @@ __all__ = [
     "GradientReport", "GradientRow", "analytic_jacobian", "check_gradients", "eps_sweep", "numerical_jacobian",
     # training
     "Callback", "EarlyStopping", "History", "LambdaCallback", "ModelCheckpoint", "ProgressBar",
-    "TerminateOnNaN", "batches", "evaluate", "fit", "metrics", "optim", "plot_histories", "predict",
+    "TerminateOnNaN", "batches", "distributed", "evaluate", "fit", "metrics", "optim", "plot_histories",
+    "predict",
     # saving, and other tools' formats
     "export_onnx", "load", "load_torch_state_dict", "save", "to_torch_state_dict",
 ]

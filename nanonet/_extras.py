@@ -15,6 +15,7 @@ EXTRAS = {
     "sklearn": "scikit-learn",
     "onnx": "onnx and onnxruntime",
     "docs": "mkdocs-material and mkdocstrings",
+    "mpi": "mpi4py and the mpich wheel (which ships mpiexec)",
     "bench": "the benchmark peers",
     "test": "pytest, hypothesis and the optional extras",
 }

@@ -13,6 +13,11 @@ Epoch numbers (Keras' convention, see :func:`nanonet.fit`): the hooks receive
 and everything a user reads (messages, ``History.epoch``, the attributes
 ``stopped_epoch``, ``best_epoch``, ``TerminateOnNaN.epoch``/``batch`` and a
 checkpoint's ``{epoch}``) counts from 1: the index plus one.
+
+In data-parallel training (``fit(..., distributed=True)``) every rank runs
+the callbacks with the same global logs, except those whose ``main_only`` is
+True (the progress bar, checkpoints, printing), which run on rank 0 only;
+rank 0's decision to stop is every rank's.
 """
 
 import math
@@ -26,9 +31,15 @@ from ._checks import check_number
 
 
 class Callback:
-    """Base class with empty hooks; ``self.context`` is set by ``fit``."""
+    """Base class with empty hooks; ``self.context`` is set by ``fit``.
+
+    ``main_only = True`` (a class or instance attribute) runs the callback on
+    rank 0 only in data-parallel training: for side effects such as printing
+    and writing files, never for decisions every rank must share.
+    """
 
     context = None
+    main_only = False
 
     def set_context(self, context):
         self.context = context
@@ -55,6 +66,8 @@ class Callback:
 class LambdaCallback(Callback):
     """Hooks given as functions, e.g. ``LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch))``.
 
+    ``main_only=True``: run only on rank 0 in data-parallel training (e.g. to print).
+
     Example:
         >>> seen = []
         >>> cb = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
@@ -62,7 +75,10 @@ class LambdaCallback(Callback):
         [3]
     """
 
-    def __init__(self, **hooks):
+    def __init__(self, main_only=False, **hooks):
+        if not isinstance(main_only, bool):
+            raise TypeError(f"LambdaCallback expected main_only to be True or False, got {main_only!r}")
+        self.main_only = main_only
         for name, fn in hooks.items():
             if not name.startswith("on_") or not hasattr(Callback, name) or not callable(fn):
                 raise TypeError(f"LambdaCallback expected hook functions such as on_epoch_end=..., got {name}={fn!r}")
@@ -147,7 +163,7 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             self.context.model.load_state_dict(self.best_weights)
-            if self.verbose:
+            if self.verbose and self.context.rank == 0:
                 print(f"EarlyStopping: restored the weights of epoch {self.best_epoch}", file=sys.stderr)
 
     def __repr__(self):
@@ -167,7 +183,12 @@ class ModelCheckpoint(Callback):
     (rebuild the shuffling generator with
     ``nanonet.serialization.generator_from_state``), ``logs`` (this epoch's)
     and ``best`` (the best monitored value so far).
+
+    In data-parallel training only rank 0 writes (every rank holds the same
+    state); to resume, ``nn.load`` the file on every rank.
     """
+
+    main_only = True
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
         if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
@@ -283,12 +304,15 @@ class ProgressBar(Callback):
     Each epoch ends with its logs and its wall time (training plus validation),
     e.g. ``epoch 3/10 - loss 0.1234 - val_loss 0.2345 - 41 ms``; in place, the
     finished epoch's line stays and the next epoch starts a new one.
+    In data-parallel training it runs on rank 0 only.
 
     Args:
         file: where to write (default: ``sys.stdout`` at the start of training).
         use_tqdm: True, False, or None (tqdm if installed).
         dynamic: rewrite one line in place; None: only if ``file`` is a terminal.
     """
+
+    main_only = True
 
     def __init__(self, file=None, use_tqdm=None, dynamic=None, min_interval=0.1):
         min_interval = check_number("ProgressBar", "min_interval", min_interval, low=0)

@@ -18,6 +18,10 @@ activations, and with them the curvature, small, and uses lr 0.03 for SGD
 (0.003 for Adam). That leaves a margin: the loss decreases at every one of
 the 100 epochs for each of the 40 seeds tried (0 to 39), and the test loss
 ends lower than with the old defaults (0.36 against 0.40 for seed 0).
+
+Under an MPI launcher (``mpiexec -n 2 nanonet demo``) the training is
+data-parallel (``fit(distributed=True)``): each rank takes half of every
+batch, the losses equal one process's, and only rank 0 prints.
 """
 
 import math
@@ -69,11 +73,16 @@ def run(epochs=100, seed=0, hidden=(64, 64), lr=None, optimizer="sgd", plot=None
     printed from 1 (``epoch 1/100``), as everywhere in nanonet.
     """
     cls, default_lr = OPTIMIZERS[optimizer]
+    group = nn.distributed.init()  # under mpiexec: train data-parallel, print on rank 0 only
+    if group.rank != 0:
+        out = _silent
     rng = np.random.default_rng(seed)
     x, y, x_test, y_test = make_regression(rng=rng)
     model = build_model(x.shape[1], hidden, rng)
     loss_fn = nn.MSELoss()
     out(f"data: {x.shape[0]} training and {x_test.shape[0]} test samples, {x.shape[1]} features")
+    if group.size > 1:
+        out(f"training data-parallel on {group.size} processes (MPI): each takes its share of every batch")
     out(f"model:\n{model}")
 
     report = nn.check_gradients(model, x, y, loss_fn=loss_fn, rng=rng)
@@ -85,7 +94,7 @@ def run(epochs=100, seed=0, hidden=(64, 64), lr=None, optimizer="sgd", plot=None
     printer = nn.LambdaCallback(on_epoch_end=lambda epoch, logs: out(
         f"epoch {epoch + 1:>{width}}/{epochs}: loss is {logs['loss']:.6f}"))
     history = nn.fit(model, loss_fn, opt, x, y, epochs=epochs, batch_size=len(x), shuffle=False,
-                     callbacks=[printer], verbose=0, rng=rng)
+                     callbacks=[printer], verbose=0, rng=rng, distributed=group.size > 1)
     train_loss = nn.evaluate(model, loss_fn, x, y)["loss"]
     test_loss = nn.evaluate(model, loss_fn, x_test, y_test)["loss"]
     out(f"Training loss is {train_loss:.6f} and test loss is {test_loss:.6f} (after training, on the "
@@ -95,6 +104,10 @@ def run(epochs=100, seed=0, hidden=(64, 64), lr=None, optimizer="sgd", plot=None
         history.plot(plot, title=f"nanonet demo ({optimizer})")
         out(f"loss curve saved to {plot}")
     return report, history.history["loss"], test_loss
+
+
+def _silent(text):
+    pass
 
 
 def add_arguments(parser):

@@ -112,6 +112,8 @@ class FitContext:
     stop_reason: str = None
     callbacks: list = field(default_factory=list)
     finite_check: list = field(default_factory=list)  # (parameter, ones) of what the optimizer steps, see fit_checks
+    rank: int = 0
+    world_size: int = 1
 
     def stop(self, reason):
         """Ask ``fit`` to stop after the current batch; the first reason is kept."""
@@ -131,7 +133,8 @@ class _Caller:
 
 
 def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size=32, validation_data=None, validation_split=None,
-        callbacks=(), verbose=1, rng=None, metrics=None, shuffle=True, initial_epoch=0, clip_grad_norm=None):
+        callbacks=(), verbose=1, rng=None, metrics=None, shuffle=True, initial_epoch=0, clip_grad_norm=None,
+        distributed=False):
     """Train ``model`` on ``(x, y)`` for ``epochs`` epochs of mini-batches; return a :class:`History`.
 
     Each batch: ``model.zero_grad()``, ``loss = loss_fn(model(xb), yb)``,
@@ -186,6 +189,10 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size=32, validation_da
         initial_epoch: how many epochs are already done, to resume a run (a checkpoint's ``epoch``,
             see ``nn.load``).
         clip_grad_norm: if given, the largest global gradient norm (see ``nanonet.optim.clip_grad_norm``).
+        distributed: True (or a ``nanonet.distributed.DataParallel`` with options) to train
+            data-parallel on every rank of an MPI launch (``mpiexec -n 2 python train.py``): each rank
+            passes the same data and takes its share of every batch; the result equals one process's
+            (see ``nanonet.distributed`` and docs/distributed.md). Plain training without a launcher.
 
     Example:
         >>> import numpy as np
@@ -199,11 +206,18 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size=32, validation_da
         >>> list(h.history), len(h.history["loss"])
         (['loss', 'val_loss'], 5)
     """
+    run = None
+    if distributed is not False:  # the data-parallel trainer (imports mpi4py only under a launcher)
+        from .distributed.trainer import data_parallel
+
+        run = data_parallel(distributed)
     metrics = _check_fit(model, loss_fn, optimizer, x, y, epochs, batch_size, verbose, metrics, initial_epoch,
                          clip_grad_norm)
     x, y, val = _split(x, y, validation_data, validation_split)
     log_keys = ["loss", *metrics] + (["val_loss", *(f"val_{k}" for k in metrics)] if val else [])
     callbacks = _check_callbacks(callbacks)
+    if run is not None:
+        callbacks, verbose, rng = run.local_view(callbacks, verbose, rng)
     if verbose:
         from .callbacks import ProgressBar
 
@@ -216,22 +230,35 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size=32, validation_da
             cb.set_context(ctx)
     was_training = model.training
     try:
-        _dispatch(callbacks, "on_train_begin", {})
+        if run is not None:
+            run.start(ctx, x, y, val, metrics, shuffle, clip_grad_norm,
+                      begin=lambda: _dispatch(callbacks, "on_train_begin", {}))
+        else:
+            _dispatch(callbacks, "on_train_begin", {})
         for epoch in range(ctx.initial_epoch, ctx.epochs):
             _dispatch(callbacks, "on_epoch_begin", epoch, {})
-            logs = _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip_grad_norm)
+            logs = (run.train_epoch if run else _train_epoch)(ctx, x, y, epoch, metrics, shuffle, clip_grad_norm)
             if val:
-                scores = evaluate(model, loss_fn, *val, batch_size=batch_size, metrics=metrics)
+                scores = run.evaluate(evaluate, model, loss_fn, *val, batch_size, metrics) if run else \
+                    evaluate(model, loss_fn, *val, batch_size=batch_size, metrics=metrics)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
             ctx.history.append(epoch + 1, logs)
             _dispatch(callbacks, "on_epoch_end", epoch, logs)
+            if run is not None:
+                run.agree_stop(ctx)
             if ctx.stop_training:
                 ctx.history.stopped_epoch = epoch + 1
                 break
         ctx.history.stop_reason = ctx.stop_reason
         _dispatch(callbacks, "on_train_end", {})
+    except BaseException as exc:
+        if run is not None:
+            run.fail(exc)  # a failure on this rank alone aborts every rank (no hang)
+        raise
     finally:
         model.train(was_training)
+        if run is not None:
+            run.close()
     return ctx.history
 
 
@@ -253,7 +280,7 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
             if tracker is not None:
                 tracker.update(pred, yb)
             model.backward(loss_fn.backward())
-            check_gradients_finite(ctx, epoch, b, loss)
+            check_gradients_finite(ctx, epoch + 1, b + 1, loss)  # numbers a user reads count from 1
             if clip is not None:
                 _clip(model.parameters(), clip)
             ctx.optimizer.step()

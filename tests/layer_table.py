@@ -28,6 +28,7 @@ CORE = [
     LayerSpec(lambda: nn.LayerNorm(5), (4, 5)),
     LayerSpec(lambda: nn.BatchNorm1d(5), (4, 5)),
     LayerSpec(lambda: nn.BatchNorm1d(5).eval(), (4, 5), label="BatchNorm1d(5).eval()"),
+    LayerSpec(lambda: nn.SyncBatchNorm(5), (4, 5)),   # one process: exactly BatchNorm1d
     LayerSpec(lambda rng=0: nn.Sequential(nn.Linear(4, 6, rng=rng), nn.Tanh(), nn.LayerNorm(6),
                                           nn.Linear(6, 2, rng=rng)), (3, 4), label="Sequential(MLP)"),
     LayerSpec(nn.MSELoss, (4, 3)),

@@ -18,7 +18,7 @@ def test_the_extras_are_those_of_pyproject():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert set(_extras.EXTRAS) == set(extras)
     test_extra = " ".join(extras["test"])
-    for extra in ("sklearn", "onnx", "docs"):  # CI installs `test` only: it must bring these along
+    for extra in ("sklearn", "onnx", "docs", "mpi"):  # CI installs `test` only: it must bring these along
         for requirement in extras[extra]:
             assert requirement.split(">")[0] in test_extra, (extra, requirement)
 

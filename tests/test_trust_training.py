@@ -51,8 +51,8 @@ def test_fit_names_the_parameter_whose_gradient_became_non_finite_and_does_not_s
     model = nn.Sequential(nn.Linear(3, 4, rng=0), BlowUp(), nn.Linear(4, 1, rng=1))
     before = model.state_dict()
     opt = nn.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(FloatingPointError, match=r"gradient of '0.weight' \(3, 4\) became non-finite .* at epoch 0, "
-                                                 r"batch 0, although the loss was finite"):
+    with pytest.raises(FloatingPointError, match=r"gradient of '0.weight' \(3, 4\) became non-finite .* at epoch 1, "
+                                                 r"batch 1, although the loss was finite"):
         nn.fit(model, nn.MSELoss(), opt, x, y, epochs=1, batch_size=8, verbose=0, rng=0)
     for key, value in before.items():
         np.testing.assert_array_equal(model.state_dict()[key], value)

@@ -21,6 +21,8 @@ from . import baseline, conv, isolated, layers, peers, report, workloads
 PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory", "conv")
 QUICK_PARTS = ("steps",)  # the seed run is the 500x10x64 float64 step 100 times: too long for a first look
 QUICK_BUDGET_S = 5.0  # no new case (or round) starts after this: with imports and the report, under 15 s
+#: parts run only when named in --only: "distributed" launches mpiexec (see nanonet.bench.distributed).
+OPT_IN_PARTS = ("distributed",)
 
 
 def add_arguments(parser):
@@ -35,7 +37,8 @@ def add_arguments(parser):
                         help=f"comma-separated peers (default: all of {', '.join(peers.PEERS)})")
     parser.add_argument("--only", default=None,
                         help=f"comma-separated parts to run (default: all of {', '.join(PARTS)}; "
-                             f"with --quick: {', '.join(QUICK_PARTS)})")
+                             f"with --quick: {', '.join(QUICK_PARTS)}; also {', '.join(OPT_IN_PARTS)}, "
+                             f"only when named)")
     parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                         help=f"start no new case after SECONDS (default {QUICK_BUDGET_S:g} with --quick, "
                              f"else none; 0: none)")
@@ -81,6 +84,7 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
     after that many seconds no new case starts; the cases not run are
     listed in ``meta["not_run"]`` and at the top of the report.
     """
+    asked_repeats = repeats
     repeats = repeats or (5 if quick else 9)
     min_time = 0.003 if quick else 0.05
     # Before each sample, let the worker threads the previous case left spinning
@@ -137,6 +141,11 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
         result["conv"] = conv.conv_steps(names, skips, dtypes=dtypes, repeats=repeats, min_time=min_time,
                                          settle=settle, problems=("digits",) if quick else tuple(conv.PROBLEMS),
                                          log=log)
+    if "distributed" in parts:
+        log("data-parallel training (mpiexec) ...")
+        from . import distributed
+
+        result["distributed"] = distributed.run(quick=quick, repeats=asked_repeats, skips=skips, log=log)
     result["meta"]["machine"] = report.machine_info()
     result["meta"]["not_run"] = not_run
     result["skipped"] = dict(skips)
@@ -179,7 +188,7 @@ def main(args):
         return _report(_load(args.from_json), args)
     extra = [baseline.register(rev) for rev in args.baseline]
     names = _parse_list(args.peers, peers.PEERS, "peer") + extra
-    parts = _parse_list(args.only or ",".join(QUICK_PARTS if args.quick else PARTS), PARTS, "part")
+    parts = _parse_list(args.only or ",".join(QUICK_PARTS if args.quick else PARTS), PARTS + OPT_IN_PARTS, "part")
     budget = args.budget if args.budget is not None else (QUICK_BUDGET_S if args.quick else None)
     if budget is not None and budget < 0:
         raise SystemExit(f"nanonet bench: --budget must be >= 0 seconds, got {args.budget}")

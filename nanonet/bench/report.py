@@ -207,6 +207,10 @@ def render(result):
     other = other_tables(result)
     if other:
         lines += ["", other]
+    if result.get("distributed"):
+        from .distributed import render as render_distributed
+
+        lines += ["", render_distributed(result["distributed"])]
     return "\n".join(lines)
 
 

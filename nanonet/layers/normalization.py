@@ -123,12 +123,7 @@ class BatchNorm1d(Module):
             xhat = (x - self.running_mean.value) * rstd
             self._cache = (xhat, rstd, False)
             return xhat * self.weight.value + self.bias.value
-        n = x.shape[0]
-        if n < 2:
-            raise ValueError(f"{self!r} expected at least 2 rows in training mode, got input of shape {x.shape}")
-        mean = x.mean(axis=0)
-        centered = x - mean
-        var = (centered * centered).mean(axis=0)
+        mean, centered, var, n = self._batch_moments(x)
         rstd = 1 / np.sqrt(var + self.eps)
         xhat = centered * rstd
         m = self.momentum
@@ -147,7 +142,22 @@ class BatchNorm1d(Module):
         dxhat = grad_out * self.weight.value
         if not batch_stats:
             return dxhat * rstd
-        return _normalized_backward(dxhat, xhat, rstd, axis=0)
+        mean_d, mean_dx = self._grad_means(dxhat, xhat)
+        return rstd * (dxhat - mean_d - xhat * mean_dx)
+
+    # The batch statistics, in two hooks that SyncBatchNorm (nanonet.distributed) takes over all ranks.
+    def _batch_moments(self, x):
+        """``(mean, x - mean, biased variance, row count)`` of the batch, per feature."""
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError(f"{self!r} expected at least 2 rows in training mode, got input of shape {x.shape}")
+        mean = x.mean(axis=0)
+        centered = x - mean
+        return mean, centered, (centered * centered).mean(axis=0), n
+
+    def _grad_means(self, dxhat, xhat):
+        """The batch means of dJ/dxhat and of dJ/dxhat * xhat, per feature."""
+        return dxhat.mean(axis=0), (dxhat * xhat).mean(axis=0)
 
     def extra_repr(self):
         return f"{self.features}, eps={self.eps:g}, momentum={self.momentum:g}"
