@@ -69,6 +69,7 @@ CONV = [
     LayerSpec(lambda: nn.AdaptiveAvgPool2d((2, 3)), (2, 2, 5, 7)),
     LayerSpec(lambda: nn.BatchNorm2d(3), (2, 3, 4, 4)),
     LayerSpec(lambda: nn.BatchNorm2d(3).eval(), (2, 3, 4, 4), label="BatchNorm2d(3).eval()"),
+    LayerSpec(lambda: nn.distributed.SyncBatchNorm2d(3), (2, 3, 4, 4)),   # one process: exactly BatchNorm2d
     LayerSpec(lambda rng=0: nn.Dropout2d(0.3, rng=rng), (2, 3, 4, 4)),
     LayerSpec(lambda: nn.ZeroPad2d((1, -1, 2, 0)), (2, 2, 4, 4)),
     LayerSpec(lambda: nn.Upsample(scale_factor=2), (2, 2, 3, 3)),

@@ -10,6 +10,7 @@ import pytest
 
 import nanonet as nn
 from layer_table import CORE
+from layer_table import TABLE as TABLE_ALL
 from nanonet.testing import parametrize_with_checks
 
 TABLE = CORE  # the dense layers and the losses; see layer_table.py
@@ -166,3 +167,17 @@ def test_other_layers_are_stable_at_extreme_inputs(layer):
         y = layer.forward(x)
         dx = layer.backward(np.ones_like(y))
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
+
+
+@pytest.mark.parametrize("spec", [s for s in TABLE_ALL if not s.is_loss], ids=lambda s: s.label)
+def test_every_layer_takes_an_empty_batch_in_eval_mode(spec):
+    """A batch of 0 rows (a data-parallel rank's empty share, a filtered batch) passes through, as in torch."""
+    layer = spec.make().eval()
+    x = np.zeros((0,) + spec.input_shape[1:])
+    if getattr(layer, "input_kinds", "f") == "iu":
+        x = x.astype(np.int64)
+    y = layer.forward(x)
+    assert y.shape[0] == 0 and y.shape[1:] == layer.forward(np.asarray(spec.inputs())).shape[1:]
+    layer.forward(x)
+    dx = layer.backward(np.zeros_like(y))
+    assert dx.shape == x.shape

@@ -11,16 +11,17 @@ and mpi4py is not imported. See docs/distributed.md.
 - the process group: :func:`init`, :func:`rank`, :func:`world_size`, :func:`is_main`, :func:`barrier`;
 - :class:`DataParallel`: the options of ``fit(distributed=...)``;
 - :class:`GradientReducer` and :func:`broadcast_state`: the parts, for a loop of your own;
-- :class:`SyncBatchNorm`, :func:`convert_sync_batchnorm`: batch statistics over all ranks.
+- :class:`SyncBatchNorm`, :class:`SyncBatchNorm2d`, :func:`convert_sync_batchnorm`: batch statistics over
+  all ranks.
 """
 
 from .consistency import broadcast_state, check_same
 from .reducer import GradientReducer
 from .runtime import barrier, collective_error, init, is_main, launched, rank, world_size
-from .sync_batchnorm import SyncBatchNorm, SyncStats, convert_sync_batchnorm
+from .sync_batchnorm import SyncBatchNorm, SyncBatchNorm2d, SyncStats, convert_sync_batchnorm
 from .trainer import DataParallel
 
 __all__ = [
-    "DataParallel", "GradientReducer", "SyncBatchNorm", "SyncStats", "barrier", "broadcast_state", "check_same",
+    "DataParallel", "GradientReducer", "SyncBatchNorm", "SyncBatchNorm2d", "SyncStats", "barrier", "broadcast_state", "check_same",
     "collective_error", "convert_sync_batchnorm", "init", "is_main", "launched", "rank", "world_size",
 ]

@@ -15,14 +15,14 @@ same two passes as one process, so no loss of precision), one of
 
 The statistics go through two hooks of the batch-norm class,
 ``_batch_moments(x)`` and ``_grad_means(dxhat, xhat)``; :class:`SyncStats`
-replaces them and reduces over every axis but the channel axis 1, so a
-``BatchNorm2d`` whose training statistics use the same two hooks becomes
-``class SyncBatchNorm2d(SyncStats, BatchNorm2d)`` with nothing else to write.
+replaces them and reduces over every axis but the channel axis 1, so
+``BatchNorm2d``, whose training statistics use the same two hooks, becomes
+``SyncBatchNorm2d(SyncStats, BatchNorm2d)`` with nothing else to write.
 """
 
 import numpy as np
 
-from ..layers.normalization import BatchNorm1d
+from ..layers.normalization import BatchNorm1d, BatchNorm2d
 from . import runtime
 
 
@@ -41,19 +41,24 @@ class SyncStats:
     def _group(self):
         return self.group or runtime.comm()
 
+    @property
+    def _channels(self):
+        return self.weight.value.shape[0]
+
     def output_shape(self, shape):
         """The feature shape out for ``shape`` in (``nn.Graph`` asks; a probe forward would be a collective)."""
         shape = tuple(shape)
-        if shape[:1] != (self.features,):
-            raise ValueError(f"{self!r} expected inputs of shape (N, {self.features}, ...), got feature shape {shape}")
+        if shape[:1] != (self._channels,) or len(shape) != 1 + len(self._spatial):
+            dims = ", ".join((str(self._channels),) + self._spatial)
+            raise ValueError(f"{self!r} expected inputs of shape (N, {dims}), got feature shape {shape}")
         return shape
 
     def _batch_moments(self, x):
-        group, axes = self._group(), _axes(x)
+        group, axes, channels = self._group(), _axes(x), self._channels
         keep = x.ndim > 2
-        local = np.empty(self.features + 1, dtype=x.dtype)
+        local = np.empty(channels + 1, dtype=x.dtype)
         local[:-1] = x.sum(axis=axes)
-        local[-1] = x.size // self.features
+        local[-1] = x.size // channels
         group.allreduce_sum(local)
         n = int(round(float(local[-1])))
         if n < 2:
@@ -71,7 +76,7 @@ class SyncStats:
         return mean, centered, var, n
 
     def _grad_means(self, dxhat, xhat):
-        axes, f = _axes(dxhat), self.features
+        axes, f = _axes(dxhat), self._channels
         sums = np.empty(2 * f, dtype=dxhat.dtype)
         sums[:f] = dxhat.sum(axis=axes)
         sums[f:] = (dxhat * xhat).sum(axis=axes)
@@ -112,17 +117,49 @@ class SyncBatchNorm(SyncStats, BatchNorm1d):
         SyncBatchNorm(2, eps=1e-05, momentum=0.1)
     """
 
+    _spatial = ()
+
     def __init__(self, features, eps=1e-5, momentum=0.1, dtype=np.float64, *, group=None):
         super().__init__(features, eps=eps, momentum=momentum, dtype=dtype)
         self.group = group
 
 
+class SyncBatchNorm2d(SyncStats, BatchNorm2d):
+    """``BatchNorm2d`` with batch statistics over all ranks: the per-channel statistics of the global batch.
+
+    As :class:`SyncBatchNorm`, for ``(N, C, H, W)`` inputs (torch's single
+    ``SyncBatchNorm`` class takes any rank; nanonet keeps one class per layout,
+    as its batch-norm layers do).
+
+    Shape:
+        - x: ``(N, num_features, H, W)`` per rank -> the same shape.
+
+    Example:
+        >>> import numpy as np
+        >>> from nanonet import distributed as dist
+        >>> bn = dist.SyncBatchNorm2d(2)
+        >>> y = bn(np.random.default_rng(0).normal(size=(3, 2, 2, 2)))
+        >>> bool(np.allclose(y.mean(axis=(0, 2, 3)), 0))
+        True
+    """
+
+    _spatial = ("H", "W")
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float64, group=None):
+        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
+        self.group = group
+
+
+_SYNC = {BatchNorm1d: SyncBatchNorm, BatchNorm2d: SyncBatchNorm2d}
+
+
 def convert_sync_batchnorm(model):
-    """Turn every ``BatchNorm1d`` inside ``model`` into a :class:`SyncBatchNorm`, in place; returns ``model``.
+    """Turn every ``BatchNorm1d`` (``BatchNorm2d``) inside ``model`` into a :class:`SyncBatchNorm`
+    (:class:`SyncBatchNorm2d`), in place; returns ``model``.
 
     The instances stay the same objects (only their class changes), so
     containers, optimizers and checkpoints that refer to them keep working.
-    Subclasses of ``BatchNorm1d`` other than ``SyncBatchNorm`` are refused.
+    Other subclasses of the batch-norm classes are refused.
 
     Example:
         >>> import nanonet as nn
@@ -132,10 +169,11 @@ def convert_sync_batchnorm(model):
         'SyncBatchNorm'
     """
     for module in model.modules():
-        if type(module) is BatchNorm1d:
-            module.__class__ = SyncBatchNorm
+        if type(module) in _SYNC:
+            module.__class__ = _SYNC[type(module)]
             module.group = None
-        elif isinstance(module, BatchNorm1d) and not isinstance(module, SyncBatchNorm):
-            raise TypeError(f"convert_sync_batchnorm: {type(module).__name__} is a subclass of BatchNorm1d "
-                            f"that it does not know how to convert; use SyncStats in that class")
+        elif isinstance(module, tuple(_SYNC)) and not isinstance(module, SyncStats):
+            base = next(cls.__name__ for cls in _SYNC if isinstance(module, cls))
+            raise TypeError(f"convert_sync_batchnorm: {type(module).__name__} is a subclass of {base} that it "
+                            f"does not know how to convert; use SyncStats in that class")
     return model

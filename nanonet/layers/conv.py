@@ -115,7 +115,8 @@ class _ConvNd(Module):
         if out is None or out.shape != shape or out.dtype != w.dtype:
             out = np.empty(shape, dtype=w.dtype)
         per_group = (n, groups, self.out_channels // groups, length)
-        np.matmul(w.reshape(groups, self.out_channels // groups, -1), cols.reshape(n, groups, -1, length),
+        ck = self.in_channels // groups * math.prod(self.kernel_size)  # explicit, not -1: N may be 0
+        np.matmul(w.reshape(groups, self.out_channels // groups, ck), cols.reshape(n, groups, ck, length),
                   out=out.reshape(per_group))
         if self.bias is not None:
             flat = out.reshape(n, self.out_channels, length)
@@ -135,7 +136,7 @@ class _ConvNd(Module):
         n, groups = grad_out.shape[0], self.groups
         og, length = self.out_channels // groups, math.prod(expected[2:])
         g = grad_out.reshape(n, groups, og, length)
-        cols_m = cols.reshape(n, groups, -1, length)
+        cols_m = cols.reshape(n, groups, self.in_channels // groups * math.prod(self.kernel_size), length)
         dw, dcols = self._buffers(g, cols_m, input_grad)
         np.matmul(g, cols_m.transpose(0, 1, 3, 2), out=dw)
         wg = self.weight.grad

@@ -101,7 +101,7 @@ class ConvTranspose2d(Module):
         full, sizes = self._sizes(x.shape[2:])
         n, groups = x.shape[0], self.groups
         og = self.out_channels // groups
-        x_m = x.reshape(n, groups, self.in_channels // groups, -1)
+        x_m = x.reshape(n, groups, self.in_channels // groups, math.prod(x.shape[2:]))  # not -1: N may be 0
         cols = np.matmul(w.reshape(groups, self.in_channels // groups, -1).transpose(0, 2, 1), x_m)
         extent = tuple(max(f, p + s) for f, p, s in zip(full, self.padding, sizes))
         canvas = np.zeros((n, self.out_channels) + extent, dtype=w.dtype)
@@ -124,7 +124,8 @@ class ConvTranspose2d(Module):
             self._grad_buf = gp
         cols = im2col(gp, self.kernel_size, self.stride, self.dilation, x.shape[2:])
         n, groups, length = x.shape[0], self.groups, math.prod(x.shape[2:])
-        cols_m = cols.reshape(n, groups, -1, length)
+        og = self.out_channels // groups
+        cols_m = cols.reshape(n, groups, og * math.prod(self.kernel_size), length)
         x_m = x.reshape(n, groups, self.in_channels // groups, length)
         wg = self.weight.grad
         np.add(wg, np.matmul(x_m, cols_m.transpose(0, 1, 3, 2)).sum(axis=0).reshape(wg.shape), out=wg)

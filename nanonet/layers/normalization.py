@@ -226,13 +226,7 @@ class BatchNorm2d(Module):
             xhat = (x - self.running_mean.value.reshape(column)) * rstd
             self._cache = (xhat, rstd, False)
             return xhat * self.weight.value.reshape(column) + self.bias.value.reshape(column)
-        count = x.size // self.num_features
-        if count < 2:
-            raise ValueError(f"{who(self)} expected more than 1 value per channel in training mode, "
-                             f"got input of shape {shape_text(x.shape)}")
-        mean = x.mean(axis=self._axes, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=self._axes, keepdims=True)
+        mean, centered, var, count = self._batch_moments(x)
         rstd = 1 / np.sqrt(var + self.eps)
         xhat = centered * rstd
         m = self.momentum
@@ -251,7 +245,23 @@ class BatchNorm2d(Module):
         dxhat = grad_out * self.weight.value.reshape(1, -1, 1, 1)
         if not batch_stats:
             return dxhat * rstd
-        return _normalized_backward(dxhat, xhat, rstd, axis=self._axes)
+        mean_d, mean_dx = self._grad_means(dxhat, xhat)
+        return rstd * (dxhat - mean_d - xhat * mean_dx)
+
+    # The batch statistics, in the two hooks of BatchNorm1d, which SyncBatchNorm2d takes over all ranks.
+    def _batch_moments(self, x):
+        """``(mean, x - mean, biased variance, values per channel)``; mean and variance shaped (1, C, 1, 1)."""
+        count = x.size // self.num_features
+        if count < 2:
+            raise ValueError(f"{who(self)} expected more than 1 value per channel in training mode, "
+                             f"got input of shape {shape_text(x.shape)}")
+        mean = x.mean(axis=self._axes, keepdims=True)
+        centered = x - mean
+        return mean, centered, (centered * centered).mean(axis=self._axes, keepdims=True), count
+
+    def _grad_means(self, dxhat, xhat):
+        """The means of dJ/dxhat and of dJ/dxhat * xhat per channel, shaped (1, C, 1, 1)."""
+        return dxhat.mean(axis=self._axes, keepdims=True), (dxhat * xhat).mean(axis=self._axes, keepdims=True)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}"

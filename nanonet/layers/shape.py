@@ -1,5 +1,7 @@
 """Shape layers: ``Identity`` and ``Flatten``."""
 
+import math
+
 from ..module import Module
 
 
@@ -49,7 +51,7 @@ class Flatten(Module):
         if x.ndim < 1:
             raise ValueError(f"{self!r} expected input of shape (N, ...), got a 0-d array")
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # not -1: the batch may be empty
 
     def backward(self, grad_out):
         return grad_out.reshape(self._shape)

@@ -36,6 +36,20 @@ def mlp(seed, norm=None):
     return nn.Sequential(*layers)
 
 
+def images(n, seed=2):
+    """Small 2-channel 6x6 images and a regression target of 2 values."""
+    gen = np.random.default_rng(seed)
+    x = gen.standard_normal((n, 2, 6, 6))
+    return x, np.tanh(x.reshape(n, -1) @ gen.standard_normal((72, 2)) / 8)
+
+
+def cnn(seed, norm=None):
+    """conv -> (Sync)BatchNorm2d -> ReLU -> max pool -> linear: the conv family under data parallelism."""
+    norm = norm or dist.SyncBatchNorm2d
+    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, rng=seed), norm(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(36, 2, rng=seed + 1))
+
+
 def classifier(seed):
     return nn.Sequential(nn.Linear(6, 12, rng=seed), nn.ELU(), nn.Linear(12, 3, rng=seed + 1))
 
@@ -77,6 +91,9 @@ CONFIGS = {
     "sgd_syncbatchnorm": (
         lambda seed: mlp(seed, norm=dist.SyncBatchNorm), lambda p: nn.optim.SGD(p, lr=0.05, momentum=0.9),
         nn.MSELoss, lambda: regression(184), dict(epochs=4, batch_size=13), dict(overlap=True)),
+    "sgd_cnn_syncbatchnorm2d": (
+        cnn, lambda p: nn.optim.SGD(p, lr=0.02, momentum=0.9), nn.MSELoss, lambda: images(157),
+        dict(epochs=4, batch_size=12), dict(overlap=True)),
     # the control: plain BatchNorm1d normalizes each rank's share by its own statistics, so this one differs
     "sgd_batchnorm_per_rank": (
         lambda seed: mlp(seed, norm=nn.BatchNorm1d), lambda p: nn.optim.SGD(p, lr=0.05, momentum=0.9),
@@ -97,6 +114,8 @@ def reference_model(name, seed):
     """The model of CONFIGS[name] as one process trains it (plain BatchNorm1d for SyncBatchNorm)."""
     if name == "sgd_syncbatchnorm":
         return mlp(seed, norm=nn.BatchNorm1d)
+    if name == "sgd_cnn_syncbatchnorm2d":
+        return cnn(seed, norm=nn.BatchNorm2d)
     return CONFIGS[name][0](seed)
 
 
