@@ -35,6 +35,20 @@ from .layers import (
     Split,
     Tanh,
 )
+from .layers import (
+    GRU,
+    LSTM,
+    RNN,
+    Embedding,
+    LogSoftmax,
+    MultiheadAttention,
+    Projection,
+    ScaledDotProductAttention,
+    Softmax,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    scaled_dot_product_attention,
+)
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss, MSELoss
 from .module import Buffer, Module, Parameter, detect_anomaly
 from .serialization import load, save
@@ -48,6 +62,10 @@ __all__ = [
     # layers
     "Add", "BatchNorm1d", "Concat", "Dropout", "ELU", "Flatten", "GELU", "Identity", "LayerNorm",
     "LeakyReLU", "Linear", "Multiply", "ReLU", "Sigmoid", "Softplus", "Split", "Tanh",
+    # sequence models
+    "Embedding", "GRU", "LSTM", "LogSoftmax", "MultiheadAttention", "Projection", "RNN",
+    "ScaledDotProductAttention", "Softmax", "TransformerEncoder", "TransformerEncoderLayer",
+    "scaled_dot_product_attention",
     # containers
     "Graph", "Input", "Sequential", "shared_copy",
     # losses
