@@ -258,6 +258,9 @@ class MultiheadAttention(_Dropping, Module):
                 raise ValueError(f"{who(self)} expected a last axis of {width}, got feature shape {tuple(shape)}")
         return tuple(shapes[0])
 
+    def short_repr(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
     def extra_repr(self):
         text = f"{self.embed_dim}, num_heads={self.num_heads}"
         if self.dropout:

@@ -51,10 +51,14 @@ class _AlongDim(Module):
 
     @property
     def batch_independent(self):
-        """True when the softmax axis is not axis 0 (then row i depends only on row i)."""
-        if self.dim > 0:
-            return True
-        return self.dim < 0 and self._ndim is not None and self._ndim + self.dim > 0
+        """True when the softmax axis is not axis 0 (then row i depends only on row i).
+
+        A negative ``dim`` is resolved with the last input's rank (before any
+        forward, inputs are assumed to have a batch axis besides ``dim``).
+        """
+        if self.dim >= 0 or self._ndim is None:
+            return self.dim != 0
+        return self._ndim + self.dim > 0
 
     def output_shape(self, shape):
         _axis(self, self.dim, len(shape) + 1)

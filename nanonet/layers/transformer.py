@@ -138,6 +138,9 @@ class TransformerEncoderLayer(Module):
     def output_shape(self, shape):
         return self.self_attn.output_shape(shape)
 
+    def short_repr(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
     def extra_repr(self):
         return (f"d_model={self.d_model}, nhead={self.self_attn.num_heads}, "
                 f"dim_feedforward={self.linear1.out_features}, dropout={self.dropout.p:g}"
@@ -210,6 +213,9 @@ class TransformerEncoder(Module):
 
     def output_shape(self, shape):
         return self.layers[0].output_shape(shape)
+
+    def short_repr(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
 
     def extra_repr(self):
         return f"num_layers={self.num_layers}"
