@@ -272,3 +272,32 @@ def test_errors_come_before_any_state_change():
     with pytest.raises(ValueError):
         emb(np.array([7]))
     assert emb._index is good
+
+
+def test_input_grad_false_skips_only_the_data_gradient():
+    x = _x((2, 4, 6))
+    for make in (lambda: nn.LSTM(6, 3, num_layers=2, bidirectional=True, batch_first=True, rng=0),
+                 lambda: nn.GRU(6, 3, batch_first=True, rng=0),
+                 lambda: nn.MultiheadAttention(6, 2, batch_first=True, rng=0),
+                 lambda: nn.TransformerEncoderLayer(6, 2, 8, dropout=0.0, batch_first=True, rng=0),
+                 lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(6, 2, 8, dropout=0.0, norm_first=True,
+                                                                         batch_first=True, rng=0), 2)):
+        full, skip = make(), make()
+        g = _x(full(x).shape, 1)
+        skip(x)
+        assert full.backward(g) is not None and skip.backward(g, input_grad=False) is None
+        for (name, a), (_, b) in zip(full.named_parameters(), skip.named_parameters()):
+            np.testing.assert_allclose(b.grad, a.grad, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_cached_attention_step_equals_the_causal_forward():
+    for batch_first in (True, False):
+        enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(6, 2, 8, batch_first=batch_first, rng=0), 2).eval()
+        x = _x((2, 5, 6) if batch_first else (5, 2, 6))
+        caches = []
+        pieces = [enc.step(x[:, :2] if batch_first else x[:2], caches)]
+        pieces += [enc.step(x[:, t:t + 1] if batch_first else x[t:t + 1], caches) for t in range(2, 5)]
+        np.testing.assert_allclose(np.concatenate(pieces, axis=1 if batch_first else 0), enc(x, is_causal=True),
+                                   rtol=1e-12, atol=1e-13)
+    with pytest.raises(RuntimeError, match=r"step is for inference: call .eval\(\) first"):
+        nn.TransformerEncoderLayer(6, 2, 8, rng=0).step(_x((3, 1, 6)), {})

@@ -27,10 +27,14 @@ from .._rng import as_generator
 from ..module import Module
 
 
-def causal_bias(rows, cols, dtype):
-    """``(rows, cols)``: 0 on and below the diagonal, -inf above (query i sees keys 0..i), top-left aligned."""
+def causal_bias(rows, cols, dtype, offset=0):
+    """``(rows, cols)``: 0 where query i may see key j (``j <= i + offset``), -inf elsewhere.
+
+    ``offset=0`` is torch's top-left alignment; a cached step of new queries
+    after ``offset`` cached keys uses ``offset`` (see ``MultiheadAttention.step``).
+    """
     bias = np.zeros((rows, cols), dtype=dtype)
-    bias[np.triu_indices(rows, 1, cols)] = -np.inf
+    bias[np.triu_indices(rows, 1 + offset, cols)] = -np.inf
     return bias
 
 

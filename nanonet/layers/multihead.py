@@ -209,8 +209,12 @@ class MultiheadAttention(_Dropping, Module):
         out = self.out_proj.forward(merged)
         return out if self.batch_first else out.transpose(1, 0, 2)
 
-    def backward(self, grad_out):
-        """grad_out like the output -> dJ/dx, or one gradient per input given."""
+    def backward(self, grad_out, *, input_grad=True):
+        """grad_out like the output -> dJ/dx, or one gradient per input given.
+
+        ``input_grad=False`` skips the input gradients (None in their place): in training nobody
+        needs the gradient of the data. The parameter gradients are the same.
+        """
         cache, arrays, groups = self._cache
         batch, rows = cache[0].shape[0], cache[0].shape[2]
         d_merged = self.out_proj.backward(self._batch_major(grad_out))
@@ -225,11 +229,12 @@ class MultiheadAttention(_Dropping, Module):
             for i, _ in enumerate(which):
                 d_flat[:, :, i] = next(d_qkv).transpose(0, 2, 1, 3)
             d_flat = d_flat.reshape(flat_in.shape[0], -1)
-            grads.append(self._accumulate(which, d_flat, flat_in).reshape(inputs.shape))
-        grads = [g if self.batch_first else g.transpose(1, 0, 2) for g in grads]
+            d_in = self._accumulate(which, d_flat, flat_in, input_grad)
+            grads.append(None if d_in is None else d_in.reshape(inputs.shape))
+        grads = [g if self.batch_first or g is None else g.transpose(1, 0, 2) for g in grads]
         return grads[0] if len(grads) == 1 else tuple(grads)
 
-    def _accumulate(self, which, d_flat, flat_in):
+    def _accumulate(self, which, d_flat, flat_in, input_grad=True):
         """Weight and bias gradients of the rows ``which`` (consecutive); returns dJ/d(input) (N * T, width)."""
         e = self.embed_dim
         if self.in_proj_bias is not None:
@@ -238,15 +243,39 @@ class MultiheadAttention(_Dropping, Module):
         if self.same_dims:  # the rows are consecutive in in_proj_weight: one product each
             rows = slice(which[0] * e, (which[-1] + 1) * e)
             self.in_proj_weight.grad[rows] += np.dot(d_flat.T, flat_in)
-            return np.dot(d_flat, self.in_proj_weight.value[rows])
+            return np.dot(d_flat, self.in_proj_weight.value[rows]) if input_grad else None
         d_in = None
         for i, w in enumerate(which):
             param, _ = self._projection(w)
             d = d_flat[:, i * e:(i + 1) * e]
             param.grad += np.dot(d.T, flat_in)
+            if not input_grad:
+                continue
             part = np.dot(d, param.value)
             d_in = part if d_in is None else np.add(d_in, part, out=d_in)
         return d_in
+
+    def step(self, x, cache):
+        """Causal self-attention of new positions ``x`` over themselves and the cached ones, for inference.
+
+        ``cache`` is a dict, empty at first, that keeps the keys and values of
+        every position seen; each call appends to it. The result equals the
+        last rows of ``forward(all positions, is_causal=True)`` in eval mode,
+        at the cost of the new positions only. No backward (nothing is cached
+        for it); dropout is off.
+
+        Shape:
+            - x: ``(N, T_new, E)`` (``(T_new, N, E)`` without batch_first) -> the same shape.
+        """
+        self._check([x])
+        q, k, v = self._project(self._batch_major(x), (0, 1, 2))
+        if cache:
+            k, v = np.concatenate([cache["k"], k], axis=2), np.concatenate([cache["v"], v], axis=2)
+        cache["k"], cache["v"] = k, v
+        rows, cols = q.shape[2], k.shape[2]
+        heads, _ = attention_forward(q, k, v, causal_bias(rows, cols, q.dtype, offset=cols - rows))
+        out = self.out_proj.forward(heads.transpose(0, 2, 1, 3).reshape(q.shape[0], rows, self.embed_dim))
+        return out if self.batch_first else out.transpose(1, 0, 2)
 
     def output_shape(self, *shapes):
         """Feature shapes in -> the query's feature shape (the output is shaped like the query)."""

@@ -146,8 +146,10 @@ class _RNNBase(Module):
             for d in range(dirs):
                 k = layer * dirs + d
                 w_ih, w_hh, b_ih, b_hh = self._params(layer, d)
-                xw = np.dot(flat_in, w_ih.value.T).reshape(steps, batch, -1)
-                result = self._run_cell(xw, w_hh.value, b_ih, b_hh, [s[k] for s in init], bool(d))
+                scale = self._cell.row_scale(hidden, x.dtype)  # sigmoid rows at 1/2: sigma(a) = (tanh(a/2) + 1) / 2
+                xw = np.dot(flat_in, _scaled(w_ih.value, scale).T).reshape(steps, batch, -1)
+                result = self._run_cell(xw, _scaled(w_hh.value, scale), b_ih, b_hh, scale,
+                                        [s[k] for s in init], bool(d))
                 kernels.append(result[-1])
                 out[:, :, d * hidden:(d + 1) * hidden] = _out_view(result[0], bool(d))
                 for final, hs in zip(finals, result[:-1]):
@@ -163,15 +165,18 @@ class _RNNBase(Module):
             return output
         return (output,) + tuple(self._user_layout(f) for f in finals)
 
-    def _run_cell(self, xw, w_hh, b_ih, b_hh, init, reverse):
-        """Add the biases into ``xw`` and run the kernel: ``(hs, [cs,] cache)``."""
+    def _run_cell(self, xw, w_hh, b_ih, b_hh, scale, init, reverse):
+        """Add the (scaled) biases into ``xw`` and run the kernel: ``(hs, [cs,] cache)``."""
         if b_ih is not None:
-            xw += b_ih.value
-            xw += b_hh.value
+            xw += _scaled(b_ih.value + b_hh.value, scale)
         return self._cell.forward(xw, w_hh, *init, reverse)
 
-    def backward(self, grad_out):
-        """grad_out (a tuple with return_state) -> dJ/dx, or (dJ/dx, dJ/dh0[, dJ/dc0]) when states were given."""
+    def backward(self, grad_out, *, input_grad=True):
+        """grad_out (a tuple with return_state) -> dJ/dx, or (dJ/dx, dJ/dh0[, dJ/dc0]) when states were given.
+
+        ``input_grad=False`` skips dJ/dx (None in its place), as ``Sequential.backward`` does: in
+        training nobody needs the gradient of the data. Every other gradient is the same.
+        """
         caches, n_given, steps, batch = self._cache
         hidden, dirs = self.hidden_size, self.directions
         grads = grad_out if self.return_state else (grad_out,)
@@ -191,11 +196,12 @@ class _RNNBase(Module):
                                                              params[1].value, kernels[d], bool(d))
                 for store, value in zip(d_init, d_states):
                     store[k] = value
-                d_in = self._accumulate(params, d_xw, d_hw, flat_in, kernels[d], bool(d), d_in)
-            g = d_in.reshape(steps, batch, -1)
+                d_in = self._accumulate(params, d_xw, d_hw, flat_in, kernels[d], bool(d), d_in,
+                                        input_grad or layer > 0)
+            g = None if d_in is None else d_in.reshape(steps, batch, -1)
             if layer > 0 and caches[layer - 1][2] is not None:
                 g *= caches[layer - 1][2]
-        dx = self._user_layout(g)
+        dx = None if g is None else self._user_layout(g)
         if not n_given:
             return dx
         return (dx,) + tuple(self._user_layout(s) for s in d_init)
@@ -203,7 +209,7 @@ class _RNNBase(Module):
     def _backward_cell(self, g_out, finals, w_hh, cache, reverse):
         return self._cell.backward(g_out, *finals, w_hh, cache, reverse)
 
-    def _accumulate(self, params, d_xw, d_hw, flat_in, cache, reverse, d_in):
+    def _accumulate(self, params, d_xw, d_hw, flat_in, cache, reverse, d_in, input_grad):
         """Add the weight and bias gradients of one direction; return dJ/d(layer input), summed over directions."""
         w_ih, w_hh, b_ih, b_hh = params
         rows = flat_in.shape[0]
@@ -215,6 +221,8 @@ class _RNNBase(Module):
             ones = np.ones(rows, d_xw.dtype)
             b_ih.grad += np.dot(ones, d_xw)
             b_hh.grad += np.dot(ones, d_hw)
+        if not input_grad:
+            return None
         part = np.dot(d_xw, w_ih.value)
         return part if d_in is None else np.add(d_in, part, out=d_in)
 
@@ -243,6 +251,11 @@ class _RNNBase(Module):
         if self.weight_ih_l0.value.dtype != np.float64:
             text += f", dtype={self.weight_ih_l0.value.dtype}"
         return text
+
+
+def _scaled(weights, scale):
+    """``weights`` with row k times ``scale[k]`` (a copy), or as they are when ``scale`` is None."""
+    return weights if scale is None else weights * (scale[:, None] if weights.ndim == 2 else scale)
 
 
 def _out_view(hs, reverse):
@@ -364,13 +377,13 @@ class GRU(_RNNBase):
 
     _cell = GRUCell
 
-    def _run_cell(self, xw, w_hh, b_ih, b_hh, init, reverse):
-        split = 2 * self.hidden_size  # b_hn stays inside r * (h W_hn^T + b_hn)
+    def _run_cell(self, xw, w_hh, b_ih, b_hh, scale, init, reverse):
+        split = 2 * self.hidden_size  # b_hn stays inside r * (h W_hn^T + b_hn); the n rows are not scaled
         if b_ih is None:
             b_hn = np.zeros(self.hidden_size, xw.dtype)
         else:
-            xw += b_ih.value
-            xw[:, :, :split] += b_hh.value[:split]
+            xw += _scaled(b_ih.value, scale)
+            xw[:, :, :split] += _scaled(b_hh.value, scale)[:split]
             b_hn = b_hh.value[split:]
         return GRUCell.forward(xw, w_hh, b_hn, *init, reverse)
 

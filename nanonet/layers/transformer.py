@@ -121,18 +121,40 @@ class TransformerEncoderLayer(Module):
         self._shape = shape
         return out.reshape(shape)
 
-    def backward(self, grad_out):
-        """grad_out shaped like src -> dJ/dsrc."""
+    def step(self, src, cache):
+        """The causal forward of new positions ``src`` after the cached ones, for inference (eval mode).
+
+        ``cache``: a dict, empty at first (see ``MultiheadAttention.step``).
+        Equals the last rows of ``forward(all, is_causal=True)``; no backward.
+        """
+        if self.training:
+            raise RuntimeError(f"{who(self)}.step is for inference: call .eval() first")
+        shape, rows = src.shape, src.reshape(-1, self.d_model)
+        if self.norm_first:
+            h = rows + self.self_attn.step(self.norm1.forward(rows).reshape(shape), cache).reshape(rows.shape)
+            out = h + self._feed_forward(self.norm2.forward(h))
+        else:
+            h = self.norm1.forward(rows + self.self_attn.step(src, cache).reshape(rows.shape))
+            out = self.norm2.forward(h + self._feed_forward(h))
+        return out.reshape(shape)
+
+    def backward(self, grad_out, *, input_grad=True):
+        """grad_out shaped like src -> dJ/dsrc (None with ``input_grad=False``: the parameter gradients only)."""
         shape, g = self._shape, grad_out.reshape(-1, self.d_model)
         if self.norm_first:
             g_h = g + self.norm2.backward(self._feed_backward(self.dropout2.backward(g)))
-            g_attended = self.dropout1.backward(g_h).reshape(shape)
-            g_x = g_h + self.norm1.backward(self.self_attn.backward(g_attended).reshape(-1, self.d_model))
+            g_attended = self.self_attn.backward(self.dropout1.backward(g_h).reshape(shape), input_grad=input_grad)
+            if not input_grad:
+                return None
+            g_x = g_h + self.norm1.backward(g_attended.reshape(-1, self.d_model))
         else:
             g_sum2 = self.norm2.backward(g)
             g_h = g_sum2 + self._feed_backward(self.dropout2.backward(g_sum2))
             g_sum1 = self.norm1.backward(g_h)
-            g_x = g_sum1 + self.self_attn.backward(self.dropout1.backward(g_sum1).reshape(shape)).reshape(-1, self.d_model)
+            g_attended = self.self_attn.backward(self.dropout1.backward(g_sum1).reshape(shape), input_grad=input_grad)
+            if not input_grad:
+                return None
+            g_x = g_sum1 + g_attended.reshape(-1, self.d_model)
         return g_x.reshape(shape)
 
     def output_shape(self, shape):
@@ -202,13 +224,27 @@ class TransformerEncoder(Module):
             return h
         return self.norm.forward(h.reshape(-1, h.shape[-1])).reshape(h.shape)
 
-    def backward(self, grad_out):
-        """grad_out shaped like src -> dJ/dsrc."""
+    def step(self, src, caches):
+        """The causal forward of new positions after the cached ones, for inference (see the layer's ``step``).
+
+        ``caches``: a list, empty at first; it gets one dict per layer.
+        """
+        if not caches:
+            caches.extend({} for _ in self.layers)
+        h = src
+        for layer, cache in zip(self.layers, caches):
+            h = layer.step(h, cache)
+        if self.norm is None:
+            return h
+        return self.norm.forward(h.reshape(-1, h.shape[-1])).reshape(h.shape)
+
+    def backward(self, grad_out, *, input_grad=True):
+        """grad_out shaped like src -> dJ/dsrc (None with ``input_grad=False``)."""
         g = grad_out
         if self.norm is not None:
             g = self.norm.backward(g.reshape(-1, g.shape[-1])).reshape(self._shape)
-        for layer in reversed(self.layers):
-            g = layer.backward(g)
+        for k in range(len(self.layers) - 1, -1, -1):
+            g = self.layers[k].backward(g, input_grad=input_grad or k > 0)
         return g
 
     def output_shape(self, shape):
