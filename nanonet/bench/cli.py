@@ -14,9 +14,9 @@ import contextlib
 import datetime
 import sys
 
-from . import baseline, isolated, layers, peers, report, workloads
+from . import baseline, isolated, layers, peers, report, sequence, workloads
 
-PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory")
+PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory", "seq")
 
 
 def add_arguments(parser):
@@ -102,6 +102,13 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
         log("memory ...")
         sizes = workloads.QUICK_SIZES[:1] if quick else [(500, 10, 64), (1024, 256, 1024)]
         result["memory"] = workloads.memory(names, sizes, skips)
+    if "seq" in parts:
+        log("sequence models ...")
+        seq_names = [n for n in names if n in sequence.FACTORIES]
+        with contextlib.ExitStack() as stack:
+            workers = stack.enter_context(isolated.Workers(seq_names)) if isolate else None
+            result["seq"] = sequence.seq_steps(seq_names, skips, quick=quick, dtypes=dtypes, repeats=repeats,
+                                               min_time=min_time, settle=settle, workers=workers, log=log)
     result["meta"]["machine"] = report.machine_info()
     result["skipped"] = dict(skips)
     return result

@@ -123,6 +123,10 @@ def other_tables(result):
         parts.append("Square-matmul GEMM ceiling (GFLOP/s, median; numpy's is the ceiling of the small steps; "
                      "steps of 1 GFLOP and more use their own (N,H)@(H,H) matmul, timed with them):\n\n"
                      + _table(["dtype", "size", "numpy", "torch"], rows))
+    if result.get("seq"):
+        from .sequence import table
+
+        parts.append(table(result["seq"]))
     if result.get("memory"):
         rows = [[m["size"], name, f"{p['peak_bytes'] / 1024:.0f} KiB", f"{p['retained_bytes']}",
                  f"{p['minor_faults_per_step']:.1f}"] for m in result["memory"] for name, p in m["peers"].items()]
@@ -137,11 +141,10 @@ def render(result):
     lines = [f"nanonet bench ({'quick' if result['meta']['quick'] else 'full'}), "
              f"{result['meta']['machine']['cpu']}, {result['meta']['machine']['cores']} cores, "
              f"{result['meta']['date']}",
-             "",
-             "Training step (forward, MSE, backward, SGD) of in -> H -> H -> 1; median time as a ratio "
-             "to the seed's numpy (lower is faster; ± is the interquartile range):",
-             "",
-             step_table(result)]
+             ]
+    if result.get("steps"):
+        lines += ["", "Training step (forward, MSE, backward, SGD) of in -> H -> H -> 1; median time as a ratio "
+                  "to the seed's numpy (lower is faster; ± is the interquartile range):", "", step_table(result)]
     other = other_tables(result)
     if other:
         lines += ["", other]
