@@ -143,10 +143,11 @@ class TransformerEncoderLayer(Module):
         shape, g = self._shape, grad_out.reshape(-1, self.d_model)
         if self.norm_first:
             g_h = g + self.norm2.backward(self._feed_backward(self.dropout2.backward(g)))
-            g_attended = self.self_attn.backward(self.dropout1.backward(g_h).reshape(shape), input_grad=input_grad)
+            g_attended = self.self_attn.backward(self.dropout1.backward(g_h).reshape(shape))  # norm1 needs it
+            g_norm1 = self.norm1.backward(g_attended.reshape(-1, self.d_model))
             if not input_grad:
                 return None
-            g_x = g_h + self.norm1.backward(g_attended.reshape(-1, self.d_model))
+            g_x = g_h + g_norm1
         else:
             g_sum2 = self.norm2.backward(g)
             g_h = g_sum2 + self._feed_backward(self.dropout2.backward(g_sum2))
