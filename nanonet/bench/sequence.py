@@ -157,20 +157,3 @@ def seq_steps(names, skips, *, quick=False, dtypes=("float64", "float32"), repea
             log(f"  {workload} {row['size']} {dt}: " + ", ".join(
                 f"{k} {v['median'] * 1e3:.1f} ms" for k, v in peers.items()))
     return rows
-
-
-def table(rows):
-    """The seq part of the report: per workload and dtype, each peer's time and ratio to torch eager."""
-    from .report import _fmt_time, _table
-
-    names = [n for n in PEERS if any(n in r["peers"] for r in rows)]
-    body = []
-    for r in rows:
-        cells = [f"{r['workload']} {r['size'].replace('x', '×')} f{r['dtype'][5:]}"]
-        for name in names:
-            p = r["peers"].get(name)
-            ratio = "" if p is None or p["ratio_to_torch"] is None else f" ({p['ratio_to_torch']:.2f}×)"
-            cells.append("skipped" if p is None else f"{_fmt_time(p['median'])}{ratio}")
-        body.append(cells)
-    return ("Sequence-model training steps (forward, MSE, backward, SGD; batch×length×width), median time "
-            "and ratio to torch eager (lower is faster):\n\n" + _table(["workload"] + names, body))
