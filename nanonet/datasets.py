@@ -34,3 +34,29 @@ def make_regression(n_train=500, n_test=200, n_features=10, *, noise=0.1, rng=0)
     y = 2.0 * np.tanh(x @ u) + (x @ v) ** 2 + noise * gen.standard_normal(n_train + n_test)
     y = y.reshape(-1, 1)
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+TEXTS = {"tinyshakespeare": "tinyshakespeare.txt.gz"}
+
+
+def load_text(name="tinyshakespeare"):
+    """A public-domain English text shipped with nanonet, as one ``str`` (no download).
+
+    ``"tinyshakespeare"``: the first 249,547 characters (62 distinct) of
+    Andrej Karpathy's *tiny shakespeare* (``data/tinyshakespeare/input.txt``
+    of github.com/karpathy/char-rnn): Shakespeare's plays, in the public
+    domain. See ``nanonet/_data/README.md``.
+
+    Example:
+        >>> text = load_text()
+        >>> len(text), text[:14]
+        (249547, 'First Citizen:')
+    """
+    import gzip
+    from importlib import resources
+
+    if name not in TEXTS:
+        raise ValueError(f"load_text expected a name in {sorted(TEXTS)}, got {name!r}")
+    with resources.files("nanonet").joinpath("_data", TEXTS[name]).open("rb") as raw:
+        with gzip.open(raw, "rt", encoding="utf-8") as f:
+            return f.read()

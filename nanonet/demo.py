@@ -6,6 +6,8 @@ named, PASS or FAIL), train it with ``nn.fit`` on full batches for 100 epochs
 the test loss. ``--plot loss.png`` saves the loss curve (needs matplotlib).
 """
 
+import importlib
+
 import numpy as np
 
 import nanonet as nn
@@ -58,7 +60,20 @@ def run(epochs=100, seed=0, hidden=(64, 64), lr=None, optimizer="sgd", plot=None
     return report, history.history["loss"], test_loss
 
 
+# other demos: ``nanonet demo <name> [options]``, each a module with add_arguments(parser) and main(args)
+DEMOS = {
+    "text": ("nanonet.demo_text", "a character-level language model of Shakespeare (a Transformer or an LSTM)"),
+}
+
+
 def add_arguments(parser):
+    sub = parser.add_subparsers(dest="demo", metavar="demo",
+                                help="another demo (without one: the regression network of the seed)")
+    for name, (module_name, help_text) in DEMOS.items():
+        module = importlib.import_module(module_name)
+        demo_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(demo_parser)
+        demo_parser.set_defaults(_demo_main=module.main)
     parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, weights and checks (default 0)")
     parser.add_argument("--hidden", default="64,64", help="hidden widths, comma separated (default 64,64)")
@@ -71,6 +86,8 @@ def add_arguments(parser):
 
 
 def main(args):
+    if getattr(args, "_demo_main", None) is not None:
+        return args._demo_main(args)
     try:
         hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
     except ValueError:
