@@ -7,6 +7,7 @@ import numpy as np
 from .._checks import check_number, shape_text, who
 from .._rng import as_generator
 from ..module import Module, Parameter
+from .linear import Linear
 
 
 class Projection(Module):
@@ -83,10 +84,4 @@ class Projection(Module):
             raise ValueError(f"{who(self)} expected feature shape (..., {self.in_features}), got {tuple(shape)}")
         return tuple(shape[:-1]) + (self.out_features,)
 
-    def extra_repr(self):
-        text = f"{self.in_features} -> {self.out_features}"
-        if self.bias is None:
-            text += ", bias=False"
-        if self.weight.value.dtype != np.float64:
-            text += f", dtype={self.weight.value.dtype}"
-        return text
+    extra_repr = Linear.extra_repr  # the same configuration text: "4 -> 2, bias=False, dtype=float32"

@@ -42,7 +42,9 @@ def log_softmax(x, axis=-1):
 
 
 class _AlongDim(Module):
-    """Shared: the ``dim`` hyperparameter; row-wise when ``dim`` is not the batch axis."""
+    """Shared: the ``dim`` hyperparameter, the forward of ``function`` along it (caching the output)."""
+
+    function = None
 
     def __init__(self, dim=-1):
         self.dim = check_number(type(self).__name__, "dim", dim, integer=True)
@@ -59,6 +61,13 @@ class _AlongDim(Module):
         if self.dim >= 0 or self._ndim is None:
             return self.dim != 0
         return self._ndim + self.dim > 0
+
+    def forward(self, x):
+        """x: any shape -> the function along ``dim``, the same shape."""
+        axis = _axis(self, self.dim, x.ndim)
+        y = type(self).function(x, axis)
+        self._cache, self._ndim = (y, axis), x.ndim
+        return y
 
     def output_shape(self, shape):
         _axis(self, self.dim, len(shape) + 1)
@@ -84,12 +93,7 @@ class Softmax(_AlongDim):
                [0. , 1. ]])
     """
 
-    def forward(self, x):
-        """x: any shape -> softmax along ``dim``."""
-        axis = _axis(self, self.dim, x.ndim)
-        y = softmax(x, axis)
-        self._cache, self._ndim = (y, axis), x.ndim
-        return y
+    function = staticmethod(softmax)
 
     def backward(self, grad_out):
         y, axis = self._cache
@@ -113,12 +117,7 @@ class LogSoftmax(_AlongDim):
         array([[-1000.,     0.]])
     """
 
-    def forward(self, x):
-        """x: any shape -> log-softmax along ``dim``."""
-        axis = _axis(self, self.dim, x.ndim)
-        y = log_softmax(x, axis)
-        self._cache, self._ndim = (y, axis), x.ndim
-        return y
+    function = staticmethod(log_softmax)
 
     def backward(self, grad_out):
         y, axis = self._cache
