@@ -147,7 +147,8 @@ def test_sequence_models_in_graph_and_sequential_with_build_time_shapes(capsys):
     emb = nn.Embedding(10, 4, rng=0)(tokens)
     enc = nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True, rng=0)(emb)
     out, h_n, c_n = nn.LSTM(4, 4, num_layers=2, batch_first=True, return_state=True, rng=0)(enc, h0, c0)
-    logits = nn.Linear(4, 10, rng=0)(out)
+    attended = nn.MultiheadAttention(4, 2, batch_first=True, rng=0)(out, emb)  # cross-attention: query, key=value
+    logits = nn.Linear(4, 10, rng=0)(nn.Add()(out, attended))
     net = nn.Graph([tokens, h0, c0], [logits, h_n])
     assert net.output_shapes == [(6, 10), (2, 4)]
     net.summary()
@@ -222,6 +223,7 @@ ERRORS = [  # (what, call, exception, message)
      r"expected h0 of dtype float64, got float32"),
     ("nonlinearity", lambda: nn.RNN(3, 4, nonlinearity="gelu"), ValueError, r"'tanh' or 'relu'"),
     ("dropout nan", lambda: nn.LSTM(3, 4, dropout=float("nan")), ValueError, r"finite dropout"),
+    ("dropout 1", lambda: nn.GRU(3, 4, num_layers=2, dropout=1.0), ValueError, r"GRU expected dropout in \[0, 1\)"),
     ("heads", lambda: nn.MultiheadAttention(10, 3), ValueError,
      r"embed_dim divisible by num_heads, got embed_dim=10 and num_heads=3"),
     ("mha rank", lambda: nn.MultiheadAttention(4, 2)(np.ones((3, 4))), ValueError,

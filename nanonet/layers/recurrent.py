@@ -45,7 +45,7 @@ class _RNNBase(Module):
         self.input_size = check_number(name, "input_size", input_size, low=1, integer=True)
         self.hidden_size = check_number(name, "hidden_size", hidden_size, low=1, integer=True)
         self.num_layers = check_number(name, "num_layers", num_layers, low=1, integer=True)
-        self.dropout = check_number(name, "dropout", dropout, low=0, high=1)
+        self.dropout = check_number(name, "dropout", dropout, low=0, high=1, high_open=True)
         for flag, value in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional),
                             ("return_state", return_state)):
             if not isinstance(value, (bool, np.bool_)):
