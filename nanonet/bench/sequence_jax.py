@@ -6,9 +6,13 @@ layouts; imported only when the JAX peer runs.
 
 import math
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError:  # JAX is optional: make_jax in .sequence refuses the peer before it gets here
+    jax = jnp = None
 
 
 def lstm(p, x):
