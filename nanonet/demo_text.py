@@ -26,6 +26,7 @@ from nanonet.datasets import load_text
 from nanonet.losses import CrossEntropyLoss, Loss
 
 LN2 = math.log(2)
+MAX_CONTEXT = 2048  # windows must fit many times into the validation text (about 25,000 characters)
 
 
 class Vocabulary:
@@ -257,8 +258,10 @@ def main(args):
     for name in ("epochs", "context", "batch_size", "length"):
         if getattr(args, name) < 1:
             raise SystemExit(f"nanonet demo text: --{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.context < 2:
-        raise SystemExit("nanonet demo text: --context must be at least 2")
+    if not 2 <= args.context <= MAX_CONTEXT:
+        raise SystemExit(f"nanonet demo text: --context must be in [2, {MAX_CONTEXT}], got {args.context}")
+    if not args.prompt:
+        raise SystemExit("nanonet demo text: --prompt must not be empty")
     for name in ("temperature", "lr"):
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and value > 0):

@@ -56,6 +56,8 @@ def test_sampling_is_seeded_and_starts_with_the_prompt():
     (["--temperature", "0"], "--temperature must be a positive number"),
     (["--lr", "nan"], "--lr must be a positive number"),
     (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--context", "100000"], r"--context must be in \[2, 2048\]"),
+    (["--prompt", ""], "--prompt must not be empty"),
 ])
 def test_cli_refuses_bad_options_without_a_traceback(argv, message):
     with pytest.raises(SystemExit, match=message):
