@@ -49,6 +49,20 @@ from .layers import (  # convolutional networks
     Upsample,
     ZeroPad2d,
 )
+from .layers import (  # sequence models
+    GRU,
+    LSTM,
+    RNN,
+    Embedding,
+    LogSoftmax,
+    MultiheadAttention,
+    Projection,
+    ScaledDotProductAttention,
+    Softmax,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    scaled_dot_product_attention,
+)
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss, MSELoss
 from .module import Buffer, Module, Parameter, detect_anomaly
 from .serialization import load, save
@@ -67,6 +81,10 @@ __all__ = [
     # convolutional networks
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose2d", "Dropout2d",
     "MaxPool1d", "MaxPool2d", "Upsample", "ZeroPad2d",
+    # sequence models
+    "Embedding", "GRU", "LSTM", "LogSoftmax", "MultiheadAttention", "Projection", "RNN",
+    "ScaledDotProductAttention", "Softmax", "TransformerEncoder", "TransformerEncoderLayer",
+    "scaled_dot_product_attention",
     # containers
     "Graph", "Input", "Sequential", "shared_copy",
     # losses

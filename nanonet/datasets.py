@@ -64,3 +64,27 @@ def load_digits(*, dtype=np.float64):
             np.load(f, allow_pickle=False) as data:
         images, labels = data["images"], data["labels"]
     return (images[:, None] / np.float64(16)).astype(dtype), labels.astype(np.int64)
+TEXTS = {"tinyshakespeare": "tinyshakespeare.txt.gz"}
+
+
+def load_text(name="tinyshakespeare"):
+    """A public-domain English text shipped with nanonet, as one ``str`` (no download).
+
+    ``"tinyshakespeare"``: the first 249,547 characters (62 distinct) of
+    Andrej Karpathy's *tiny shakespeare* (``data/tinyshakespeare/input.txt``
+    of github.com/karpathy/char-rnn): Shakespeare's plays, in the public
+    domain. See ``nanonet/_data/README.md``.
+
+    Example:
+        >>> text = load_text()
+        >>> len(text), text[:14]
+        (249547, 'First Citizen:')
+    """
+    import gzip
+    from importlib import resources
+
+    if name not in TEXTS:
+        raise ValueError(f"load_text expected a name in {sorted(TEXTS)}, got {name!r}")
+    with resources.files("nanonet").joinpath("_data", TEXTS[name]).open("rb") as raw:
+        with gzip.open(raw, "rt", encoding="utf-8") as f:
+            return f.read()

@@ -24,6 +24,7 @@ data-parallel (``fit(distributed=True)``): each rank takes half of every
 batch, the losses equal one process's, and only rank 0 prints.
 """
 
+import importlib
 import math
 import sys
 
@@ -110,16 +111,27 @@ def _silent(text):
     pass
 
 
+# other demos: ``nanonet demo <name> [options]``, each a module with add_arguments(parser) and main(args)
+DEMOS = {
+    "digits": ("nanonet.demo_digits", "a CNN on the 8x8 handwritten digits shipped with nanonet"),
+    "text": ("nanonet.demo_text", "a character-level language model of Shakespeare (a Transformer or an LSTM)"),
+}
+
+
 def add_arguments(parser):
-    parser.add_argument("task", nargs="?", choices=("regression", "digits"), default="regression",
-                        help="regression: the seed's exercise (default); digits: a CNN on the 8x8 digits "
-                             "(see nanonet.demo_digits)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 100; digits: 12)")
+    sub = parser.add_subparsers(dest="demo", metavar="demo",
+                                help="another demo (without one: the regression network of the seed)")
+    for name, (module_name, help_text) in DEMOS.items():
+        module = importlib.import_module(module_name)
+        demo_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(demo_parser)
+        demo_parser.set_defaults(_demo_main=module.main)
+    parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, weights and checks (default 0)")
-    parser.add_argument("--hidden", default=None, help="hidden widths, comma separated (default 64,64)")
+    parser.add_argument("--hidden", default="64,64", help="hidden widths, comma separated (default 64,64)")
     parser.add_argument("--lr", type=float, default=None,
                         help="learning rate (default 0.03 for sgd, 0.003 for adam)")
-    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None,
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
                         help="sgd (plain gradient descent, the seed's) or adam (default sgd)")
     parser.add_argument("--plot", metavar="PATH", default=None,
                         help=f"save the loss curve as a PNG at PATH (needs matplotlib: {install_hint('plot')})")
@@ -153,13 +165,8 @@ def check_arguments(args):
 
 
 def main(args):
-    if args.task == "digits":
-        from .demo_digits import main as digits_main
-
-        return digits_main(args)
-    args.epochs = 100 if args.epochs is None else args.epochs
-    args.hidden = "64,64" if args.hidden is None else args.hidden
-    args.optimizer = args.optimizer or "sgd"
+    if getattr(args, "_demo_main", None) is not None:
+        return args._demo_main(args)
     try:
         hidden = check_arguments(args)
     except ValueError as exc:

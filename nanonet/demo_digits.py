@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import nanonet as nn
-from nanonet._extras import missing
+from nanonet._extras import install_hint, missing
 from nanonet._rng import as_generator
 from nanonet.datasets import load_digits
 
@@ -131,14 +131,19 @@ def _plot(history, path):
     plt.close(fig)
 
 
+def add_arguments(parser):
+    """The options of ``nanonet demo digits`` (the CNN is fixed and trains with Adam)."""
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the split, weights and batches (default 0)")
+    parser.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate (default 3e-3)")
+    parser.add_argument("--plot", metavar="PATH", default=None,
+                        help=f"save the loss and accuracy curves as a PNG at PATH (needs matplotlib: "
+                             f"{install_hint('plot')})")
+
+
 def check_arguments(args):
     """``(epochs, lr)`` after checking every option; ValueError (one line) for a bad one."""
-    epochs = 12 if args.epochs is None else args.epochs
-    lr = 3e-3 if args.lr is None else args.lr
-    if args.optimizer not in (None, "adam"):
-        raise ValueError("the CNN trains with Adam; --optimizer does not apply")
-    if args.hidden is not None:
-        raise ValueError("--hidden is for the regression demo; the CNN is fixed")
+    epochs, lr = args.epochs, args.lr
     if epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
     if not (math.isfinite(lr) and lr > 0):
@@ -154,7 +159,7 @@ def check_arguments(args):
 
 
 def main(args):
-    """``nanonet demo digits`` (the options are parsed by ``nanonet.demo``); bad options: one line, exit 2."""
+    """``nanonet demo digits``; bad options: one line, exit 2."""
     try:
         epochs, lr = check_arguments(args)
     except ValueError as exc:

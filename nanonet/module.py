@@ -171,9 +171,12 @@ class Module:
         """``module(x)`` runs ``forward(x)`` after checking ``x``'s kind and that it holds no NaN/Inf.
 
         Several arrays (merge modules such as ``nn.Add``) are checked each
-        and passed to ``forward(*arrays)``. Called on symbolic graph nodes
-        (an ``nn.Input`` or what a module made of one), it builds a graph
-        node instead: the node's ``graph_call`` does that (see
+        and passed to ``forward(*arrays)``. Keyword options on arrays (an
+        attention mask: ``mha(x, key_padding_mask=m, is_causal=True)``) are
+        passed to ``forward`` as they are: they are options, not inputs, so
+        they get no kind or NaN/Inf check and no gradient. Called on symbolic
+        graph nodes (an ``nn.Input`` or what a module made of one), it builds
+        a graph node instead: the node's ``graph_call`` does that (see
         ``nanonet.containers.graph_build``), with ``name=`` as the only option.
         """
         if more or options or x.__class__ is not np.ndarray:
@@ -193,17 +196,13 @@ class Module:
             if graph_call is not None:
                 return graph_call(self, args, options)
         name = options.pop("name", None)
-        if options:
-            raise TypeError(
-                f"{who(self)} call got unexpected keyword argument(s) {sorted(options)}; only name= is allowed"
-            )
         if name is not None:
             raise TypeError(f"{who(self)} got name={name!r}, which names a graph node; it was called on arrays")
         if self.input_kinds is not None:
             _contract.check_input_kinds(self, args, self.input_kinds)
         for i, arg in enumerate(args):
             _check_finite_value(self, arg, "input" if len(args) == 1 else f"input {i}")
-        out = self.forward(*args)
+        out = self.forward(*args, **options)
         if _DETECT_ANOMALY.get():
             _check_finite_value(self, out, "output (made by this module)")
         return out

@@ -78,4 +78,35 @@ CONV = [
 ]
 
 
-TABLE = CORE + CONV
+def indices(high):
+    return lambda shape, gen: gen.integers(0, high, size=shape)
+
+
+SEQ = [
+    LayerSpec(lambda rng=0: nn.Embedding(7, 3, rng=rng), (4, 5), input=indices(7)),
+    LayerSpec(lambda rng=0: nn.Embedding(7, 3, rng=rng, dtype=np.float32), (6,), input=indices(7),
+              label="Embedding(float32)"),
+    LayerSpec(nn.Softmax, (3, 4)),
+    LayerSpec(lambda: nn.Softmax(1), (3, 4, 2), label="Softmax(dim=1)"),
+    LayerSpec(nn.LogSoftmax, (3, 4)),
+    LayerSpec(lambda rng=0: nn.Linear(4, 3, rng=rng), (2, 3, 4), label="Linear(3-D input)"),
+    LayerSpec(lambda rng=0: nn.Projection(4, 3, rng=rng), (2, 3, 4)),
+    LayerSpec(lambda rng=0: nn.RNN(3, 4, rng=rng), (5, 2, 3)),
+    LayerSpec(lambda rng=0: nn.RNN(3, 2, 2, "relu", bidirectional=True, batch_first=True, rng=rng), (2, 4, 3)),
+    LayerSpec(lambda rng=0: nn.LSTM(3, 3, num_layers=2, batch_first=True, rng=rng), (2, 4, 3)),
+    LayerSpec(lambda rng=0: nn.LSTM(2, 2, num_layers=2, dropout=0.3, bidirectional=True, rng=rng), (3, 2, 2),
+              label="LSTM(dropout)"),
+    LayerSpec(lambda rng=0: nn.GRU(3, 3, bidirectional=True, rng=rng), (4, 2, 3)),
+    LayerSpec(lambda rng=0: nn.GRU(2, 3, bias=False, batch_first=True, rng=rng), (2, 3, 2)),
+    LayerSpec(lambda rng=0: nn.MultiheadAttention(4, 2, rng=rng), (5, 2, 4)),
+    LayerSpec(lambda rng=0: nn.MultiheadAttention(4, 2, dropout=0.2, batch_first=True, rng=rng), (2, 5, 4),
+              label="MultiheadAttention(dropout)"),
+    LayerSpec(lambda rng=0: nn.TransformerEncoderLayer(4, 2, 6, rng=rng), (3, 2, 4)),
+    LayerSpec(lambda rng=0: nn.TransformerEncoderLayer(4, 2, 6, activation="gelu", norm_first=True,
+                                                       batch_first=True, rng=rng), (2, 3, 4), label="pre-norm"),
+    LayerSpec(lambda rng=0: nn.TransformerEncoder(nn.TransformerEncoderLayer(4, 1, 4, rng=rng), 2,
+                                                  norm=nn.LayerNorm(4)), (2, 2, 4), label="TransformerEncoder"),
+]
+
+
+TABLE = CORE + CONV + SEQ

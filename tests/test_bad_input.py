@@ -14,10 +14,11 @@ def test_wrong_input_width():
 
 def test_wrong_number_of_dimensions():
     layer = nn.Linear(10, 64, rng=0)
-    with pytest.raises(ValueError, match=r"expected input of shape \(N, 10\), got \(10\)"):
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 10\) or \(N, \.\.\., 10\), got \(10\)"):
         layer(np.ones(10))
-    with pytest.raises(ValueError, match=r"got \(2, 3, 10\)"):
-        layer(np.ones((2, 3, 10)))
+    assert layer(np.ones((2, 3, 10))).shape == (2, 3, 64)  # any leading shape, as torch
+    with pytest.raises(ValueError, match=r"\(N, \.\.\., 10\), got \(2, 3, 11\)"):
+        layer(np.ones((2, 3, 11)))
 
 
 def test_error_comes_before_any_state_change():

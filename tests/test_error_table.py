@@ -108,8 +108,9 @@ def layer_cases(spec):
     _, y = _ready(spec)
     if isinstance(y, np.ndarray):
         wrong = np.ones(y.shape[:-1] + (y.shape[-1] + 1,)) if y.ndim else np.ones(2)
+        other = np.float64 if y.dtype == np.float32 else np.float32  # the other float dtype than the output's
         grads = [("shape", wrong, ValueError, "expected grad_out of shape"),
-                 ("float32", np.ones(y.shape, np.float32), TypeError, ("grad_out", "float32")),
+                 ("other-float", np.ones(y.shape, other), TypeError, ("grad_out", np.dtype(other).name)),
                  ("int", np.ones(y.shape, np.int64), TypeError, ("grad_out", "int64")),
                  ("None", None, TypeError, "expected grad_out to be a numpy.ndarray, got NoneType"),
                  ("list", np.ones(y.shape).tolist(), TypeError, "expected grad_out to be a numpy.ndarray, got list")]

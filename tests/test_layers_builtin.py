@@ -169,15 +169,33 @@ def test_other_layers_are_stable_at_extreme_inputs(layer):
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
 
 
-@pytest.mark.parametrize("spec", [s for s in TABLE_ALL if not s.is_loss], ids=lambda s: s.label)
+def _batch_axis(layer):
+    """Where a layer's batch is: axis 1 for the sequence layers in their default (time-major) layout."""
+    return 1 if getattr(layer, "batch_first", True) is False else 0
+
+
+_NO_EMPTY_BATCH_YET = ("RNN", "LSTM", "GRU", "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder")
+
+
+def _empty_batch_cases():
+    for spec in TABLE_ALL:
+        if spec.is_loss:
+            continue
+        marks = [pytest.mark.xfail(strict=True, reason="the recurrent and attention layers do not take an empty "
+                                   "batch yet (torch's do)")] if type(spec.make()).__name__ in _NO_EMPTY_BATCH_YET \
+            else []
+        yield pytest.param(spec, marks=marks, id=spec.label)
+
+
+@pytest.mark.parametrize("spec", list(_empty_batch_cases()))
 def test_every_layer_takes_an_empty_batch_in_eval_mode(spec):
     """A batch of 0 rows (a data-parallel rank's empty share, a filtered batch) passes through, as in torch."""
     layer = spec.make().eval()
-    x = np.zeros((0,) + spec.input_shape[1:])
-    if getattr(layer, "input_kinds", "f") == "iu":
-        x = x.astype(np.int64)
+    axis = _batch_axis(layer)
+    full = np.asarray(spec.inputs())
+    x = np.delete(full, np.s_[:], axis=axis)  # the same shape with 0 on the batch axis, and the same dtype
+    want = layer.forward(full)
     y = layer.forward(x)
-    assert y.shape[0] == 0 and y.shape[1:] == layer.forward(np.asarray(spec.inputs())).shape[1:]
-    layer.forward(x)
+    assert y.shape[axis] == 0 and np.delete(want, np.s_[:], axis=axis).shape == y.shape
     dx = layer.backward(np.zeros_like(y))
-    assert dx.shape == x.shape
+    assert (dx is None) if x.dtype.kind in "iu" else (dx.shape == x.shape)

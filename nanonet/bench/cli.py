@@ -16,9 +16,9 @@ import sys
 import time
 
 from .._extras import missing
-from . import baseline, conv, isolated, layers, peers, report, workloads
+from . import baseline, conv, isolated, layers, peers, report, sequence, workloads
 
-PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory", "conv")
+PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory", "conv", "seq")
 QUICK_PARTS = ("steps",)  # the seed run is the 500x10x64 float64 step 100 times: too long for a first look
 QUICK_BUDGET_S = 5.0  # no new case (or round) starts after this: with imports and the report, under 15 s
 #: parts run only when named in --only: "distributed" launches mpiexec (see nanonet.bench.distributed).
@@ -146,6 +146,13 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
         from . import distributed
 
         result["distributed"] = distributed.run(quick=quick, repeats=asked_repeats, skips=skips, log=log)
+    if "seq" in parts and time_left("sequence models"):
+        log("sequence models ...")
+        seq_names = [n for n in names if n in sequence.FACTORIES]
+        with contextlib.ExitStack() as stack:
+            workers = stack.enter_context(isolated.Workers(seq_names)) if isolate else None
+            result["seq"] = sequence.seq_steps(seq_names, skips, quick=quick, dtypes=dtypes, repeats=repeats,
+                                               min_time=min_time, settle=settle, workers=workers, log=log)
     result["meta"]["machine"] = report.machine_info()
     result["meta"]["not_run"] = not_run
     result["skipped"] = dict(skips)

@@ -10,6 +10,7 @@ interleaved, one sample per worker in turn, while the others wait on their
 pipe.
 """
 
+import importlib
 import multiprocessing
 import random
 import time
@@ -32,6 +33,11 @@ def _worker(conn, name, baseline_revs):
             if kind == "setup":
                 n, n_in, hidden, dtype = arg
                 step = peers.make_step(name, peers.Problem.make(n, n_in, hidden, dtype, rng=0))
+                conn.send(("ok", None))
+            elif kind == "factory":  # another workload: "module:function"(name, spec, dtype) makes the step
+                path, spec, dtype = arg
+                module, _, function = path.partition(":")
+                step = getattr(importlib.import_module(module), function)(name, spec, dtype)
                 conn.send(("ok", None))
             elif kind == "warmup":
                 for _ in range(arg):
@@ -84,15 +90,19 @@ class Workers:
             raise RuntimeError(f"peer {name} failed in its worker: {value}")
         return status, value
 
-    def interleave(self, size, dtype, skips, *, repeats, min_time, warmup=2, settle=0.0, seed=0, local=None):
+    def interleave(self, size, dtype, skips, *, repeats, min_time, warmup=2, settle=0.0, seed=0, local=None,
+                   factory=None):
         """Like ``timing.interleave`` for the step of ``size`` in every live worker: name -> Stats.
 
-        ``local`` (name -> fn) adds cases run in this process, in the same rounds.
+        ``local`` (name -> fn) adds cases run in this process, in the same rounds. ``factory``
+        (``"module:function"``) times another workload: each worker builds its step with
+        ``function(name, size, dtype)`` instead of the MLP of ``size``.
         """
         local = local or {}
         live = []
         for name in self.procs:
-            status, value = self._ask(name, "setup", (*size, dtype))
+            setup = ("factory", (factory, size, dtype)) if factory else ("setup", (*size, dtype))
+            status, value = self._ask(name, *setup)
             if status == "unavailable":
                 skips.note(name, value)
             else:

@@ -94,6 +94,7 @@ class Graph(Module):
         self._steps = [(s.module, s.in_slots, s.out_slots, s.multi, len(s.in_slots) == 1 and not s.multi)
                        for s in plan.steps]
         self._layer_names = [s.name for s in plan.steps]
+        self._index_inputs = {i for i in range(len(plan.input_names)) if _takes_indices(self._steps, i)}
         self._input_names = plan.input_names
         self._input_shapes = plan.input_shapes
         self._slot_names = plan.slot_names
@@ -165,8 +166,9 @@ class Graph(Module):
             args = tuple(given[n] for n in names)
         elif len(args) != len(names):
             raise TypeError(f"{self.short_repr()} expected {len(names)} input array(s) {names}, got {len(args)}")
-        for name, shape, x in zip(names, shapes, args):
-            check_array(self, x, name=f"input {name!r}")
+        for i, (name, shape, x) in enumerate(zip(names, shapes, args)):
+            if not (i in self._index_inputs and isinstance(x, np.ndarray) and x.dtype.kind in "iu"):
+                check_array(self, x, name=f"input {name!r}")
             if x.shape[1:] != shape or x.ndim != len(shape) + 1:
                 raise ValueError(
                     f"{self.short_repr()} expected input {name!r} of shape {shape_text(shape).replace('None', 'N')}, "
@@ -254,8 +256,13 @@ class Graph(Module):
         return grads
 
     def _check_grad(self, module, g, slot, what):
-        """``g`` must have the shape and dtype of the value in ``slot`` (no broadcasting, no casting)."""
+        """``g`` must have the shape and dtype of the value in ``slot`` (no broadcasting, no casting).
+
+        An integer value (indices) has no gradient: None.
+        """
         if isinstance(g, np.ndarray) and g.shape == self._slot_full_shapes[slot] and g.dtype == self._slot_dtypes[slot]:
+            return
+        if g is None and self._slot_dtypes[slot].kind in "iu":
             return
         check_array(module, g, name=what)
         raise ValueError(
@@ -284,7 +291,7 @@ class Graph(Module):
                     acc[s] = None  # free it: nothing upstream needs it
                     if not isinstance(g_in, np.ndarray) or g_in.shape != full[t] or g_in.dtype != dtypes[t]:
                         self._check_grad(module, g_in, t, "an input gradient")
-                    if check_each:
+                    if check_each and g_in is not None:
                         check_finite(module, g_in, name="input gradient (made by this module)")
                     if acc[t] is None:
                         acc[t] = g_in
@@ -303,7 +310,7 @@ class Graph(Module):
                 pieces = (g_in,) if len(ins) == 1 else self._input_grads(module, g_in, ins)
                 for s, g in zip(ins, pieces):
                     self._check_grad(module, g, s, "an input gradient")
-                    if check_each:
+                    if check_each and g is not None:
                         check_finite(module, g, name="input gradient (made by this module)")
                     _accumulate(acc, owned, s, g)
         except Exception as exc:
@@ -354,6 +361,17 @@ class Graph(Module):
 
     def short_repr(self):
         return f"Graph({self.extra_repr()}, {len(self._layers)} layers)"
+
+
+def _takes_indices(steps, slot):
+    """True when every module that reads ``slot`` takes integer indices there (an Embedding)."""
+    kinds = []
+    for module, ins, *_ in steps:
+        for position, s in enumerate(ins):
+            if s == slot:
+                declared = module.input_kinds
+                kinds.append(declared[position] if isinstance(declared, tuple) else declared)
+    return bool(kinds) and all(isinstance(k, str) and "i" in k for k in kinds)
 
 
 def _accumulate(acc, owned, slot, g):

@@ -30,6 +30,7 @@ import copy
 import numpy as np
 
 from .._rng import as_generator
+from . import several
 from .arguments import check_data, check_eps_values, check_gradients_arguments, check_model, check_settings
 from .diagnosis import diagnose as _diagnose
 from .diagnosis import resolve_kinks
@@ -90,25 +91,26 @@ class _Setup:
             raise ValueError("check_gradients needs both y and loss_fn, or neither")
         self.work, self.model_dtype = _float64_copy(model)
         freeze_randomness(self.work)
-        x64 = _as_float64(x, "x")
+        x64 = tuple(_as_float64(a, f"x[{i}]") for i, a in enumerate(x)) if isinstance(x, tuple) \
+            else _as_float64(x, "x")
         loss = copy.deepcopy(loss_fn) if loss_fn is not None else None
         y64 = _as_float64(y, "y") if y is not None else None
         self.evidence = Evidence(model, x64, _float64_copy, freeze_randomness)
         warm_up(self.work, x64)  # a forward at another input first: a stale cache then shows
-        out = self.work.forward(x64)
+        out = several.run(self.work, x64)
         probe = None
         if loss is not None:
             loss.forward(out, y64)
             seed = loss.backward()
         else:
-            probe = gen.standard_normal(np.shape(out))
-            seed = probe.copy()
+            probe = several.random_like(out, gen)
+            seed = tuple(p.copy() for p in probe) if isinstance(probe, tuple) else probe.copy()
         params = list(self.work.named_parameters())
         self.prefill = {name: gen.standard_normal(p.value.shape) for name, p in params}
         for name, p in params:
             p.grad = self.prefill[name].copy()
         grad_x = self.work.backward(seed)
-        self.analytic = {"input": None if grad_x is None else np.array(grad_x, dtype=np.float64, copy=True)}
+        self.analytic = several.input_gradients(grad_x, x64)
         for name, p in params:
             self.analytic[name] = p.grad - self.prefill[name] if p.grad.shape == p.value.shape else p.grad
         self.evidence.record(out, seed, self.work)
@@ -116,7 +118,8 @@ class _Setup:
         self.sizes = sizes_of(x64, out)
         self.watch = KinkWatch(self.work, loss)
         self.objective = Objective(self.work, x64, y64, loss, probe)
-        self.batch = x64.shape[0] if x64.ndim else None
+        first = several.input_arrays(x64)[0]
+        self.batch = first.shape[0] if first.ndim else None
 
 
 class _RowChecker:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..containers import Sequential
 from ..losses import MSELoss
+from . import several
 
 _STACK_ELEMENTS = 1 << 17  # rows of stacked copies per call, in elements of the widest array
 
@@ -70,21 +71,28 @@ class Objective:
 
     def __init__(self, work, x, y=None, loss=None, probe=None):
         self.work, self.x, self.y, self.loss, self.probe = work, x, y, loss, probe
-        self.chain = list(work) if isinstance(work, Sequential) else [work]
-        self.batch = x.shape[0] if x.ndim else 1
-        self.acts = [x]
-        h = x
-        for module in self.chain:
-            h = np.array(module.forward(h), copy=True)
-            self.acts.append(h)
+        # several inputs or outputs (see .several): whole forwards only, no prefix caching or row tricks
+        self.plain = isinstance(x, tuple) or isinstance(probe, tuple)
+        self.chain = list(work) if isinstance(work, Sequential) and not self.plain else [work]
+        first = several.input_arrays(x)[0]
+        self.batch = first.shape[0] if first.ndim else 1
+        if self.plain:
+            h = several.run(work, x)
+            self.acts = None
+        else:
+            self.acts = [x]
+            h = x
+            for module in self.chain:
+                h = np.array(module.forward(h), copy=True)
+                self.acts.append(h)
         self.f0 = self.value_of(h)
         self._rows = row_function(loss) if loss is not None else self._probe_rows
-        self.rows0 = self._row_values(h, 1) if self._rows is not None and x.ndim else None
+        self.rows0 = self._row_values(h, 1) if self._rows is not None and first.ndim and not self.plain else None
         if self.rows0 is not None and not np.isclose(self.rows0.sum(), self.f0, rtol=1e-9, atol=1e-300):
             self.rows0 = None  # the loss does not decompose as declared: do not rely on it
         self._tiled = {}
         if self.loss is None:
-            magnitude = float(np.abs(self.probe * h).sum())
+            magnitude = several.magnitude(self.probe, h)
         else:
             magnitude = abs(self.f0) + (float(np.abs(self.rows0).sum()) if self.rows0 is not None else 0.0)
         self.noise = 8 * np.finfo(np.float64).eps * max(magnitude, abs(self.f0))  # round-off of one difference
@@ -93,7 +101,7 @@ class Objective:
     def value_of(self, out):
         if self.loss is not None:
             return float(self.loss.forward(out, self.y))
-        return float(np.vdot(self.probe, out))
+        return several.project(self.probe, out)
 
     def _probe_rows(self, out, target, batch):
         return (out * target).reshape(out.shape[0], -1).sum(axis=1)
@@ -108,16 +116,21 @@ class Objective:
         return np.asarray(self._rows(out, target, self.batch), dtype=np.float64).reshape(copies, self.batch)
 
     def targets(self):
-        """The input, then every named parameter, with the chain index that owns it."""
-        out = [Target("input", self.x, 0)]
+        """The floating-point input(s), then every named parameter, with the chain index that owns it.
+
+        An integer input (indices) has no gradient and no row.
+        """
+        inputs = zip(several.input_names(self.x), several.input_arrays(self.x))
+        out = [Target(name, arr, None if self.plain else 0) for name, arr in inputs if several.differentiable(arr)]
         members = [{id(p) for p in m.parameters()} for m in self.chain]
         for name, p in self.work.named_parameters():
             owners = [k for k, ids in enumerate(members) if id(p) in ids]
-            out.append(Target(name, p.value, owners[0] if len(owners) == 1 else None, p))
+            owner = owners[0] if len(owners) == 1 and not self.plain else None
+            out.append(Target(name, p.value, owner, p))
         return out
 
     def full_value(self):
-        return self.value_of(self.work.forward(self.x))
+        return self.value_of(several.run(self.work, self.x))
 
     # -- evaluation -------------------------------------------------------------
     def deltas(self, target, index, steps):
@@ -310,10 +323,10 @@ class KinkWatch:
         entry = {"name": repr(obj), "kinks": tuple(obj.kinks), "levels": kink_levels(obj),
                  "pieces": kink_piece_function(obj), "value": None}
 
-        def forward(*args):
+        def forward(*args, **options):
             if self.active:
                 entry["value"] = _kink_record(entry, variable, args)
-            return original(*args)
+            return original(*args, **options)
 
         obj.forward = forward
         self.entries.append(entry)

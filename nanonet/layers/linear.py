@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_backward_ready, check_features, check_number, check_same_shape
+from .._checks import check_array, check_backward_ready, check_features, check_number, check_same_shape, shape_text, who
 from .._rng import as_generator
 from ..module import Module, Parameter
 
@@ -32,7 +32,10 @@ class Linear(Module):
     Shape:
         - weight: ``(in_features, out_features)`` (as in the seed's maths)
         - bias: ``(out_features,)``
-        - x: ``(N, in_features)`` -> y: ``(N, out_features)``
+        - x: ``(N, in_features)`` -> y: ``(N, out_features)``; more leading
+          axes work as in torch: ``(N, ..., in_features)`` -> ``(N, ..., out_features)``
+          (reshaped to 2-D and back; the 2-D path is the fast one). Unlike
+          torch, a 1-D input is refused: nanonet arrays start with the batch axis.
 
     The input must already have the layer's dtype: a float32 array given to a
     float64 layer is an error, not a silent upcast.
@@ -95,6 +98,8 @@ class Linear(Module):
     def _forward_into(self, x, out):
         w = self.weight.value
         if x.__class__ is not np.ndarray or x.ndim != 2 or x.shape[1] != self.in_features or x.dtype != w.dtype:
+            if x.__class__ is np.ndarray and x.ndim != 2:
+                return self._forward_nd(x, out)
             check_features(self, x, self.in_features, dtype=w.dtype)
         self._x = x
         if out is None or out.shape != (x.shape[0], self.out_features) or out.dtype != w.dtype:
@@ -113,6 +118,8 @@ class Linear(Module):
         w = self.weight.value
         expected = (x.shape[0], self.out_features)
         if grad_out.__class__ is not np.ndarray or grad_out.shape != expected or grad_out.dtype != w.dtype:
+            if x.ndim != 2:
+                return self._backward_nd(grad_out, out, input_grad)
             check_same_shape(self, grad_out, expected, dtype=w.dtype)
         self._accumulate(x, grad_out)
         if not input_grad:
@@ -139,6 +146,33 @@ class Linear(Module):
         if self.bias is not None:
             bg = self.bias.grad
             np.add(bg, np.dot(ones, grad_out, out=db), out=bg)
+
+    # -- any leading shape: (..., in_features), reshaped to the 2-D path and back ----------
+    def _forward_nd(self, x, out):
+        w = self.weight.value
+        check_array(self, x, dtype=w.dtype)
+        if x.ndim < 2 or x.shape[-1] != self.in_features:  # a batch axis first, as everywhere in nanonet
+            raise ValueError(f"{who(self)} expected input of shape (N, {self.in_features}) or "
+                             f"(N, ..., {self.in_features}), got {shape_text(x.shape)}")
+        shape = x.shape[:-1] + (self.out_features,)
+        flat_out = out.reshape(-1, self.out_features) if out is not None and out.shape == shape \
+            and out.dtype == w.dtype and out.flags.c_contiguous else None
+        y = self._forward_into(x.reshape(-1, self.in_features), flat_out)
+        self._x = x  # backward sees the N-D input and takes the N-D path
+        self._last_output = (shape, y.dtype)
+        return y.reshape(shape)
+
+    def _backward_nd(self, grad_out, out, input_grad):
+        x, w = self._x, self.weight.value
+        check_same_shape(self, grad_out, x.shape[:-1] + (self.out_features,), dtype=w.dtype)
+        g = grad_out.reshape(-1, self.out_features)
+        self._accumulate(x.reshape(-1, self.in_features), g)
+        if not input_grad:
+            return None
+        if out is not None and out.shape == x.shape and out.dtype == w.dtype and out.flags.c_contiguous:
+            np.dot(g, w.T, out=out.reshape(-1, self.in_features))
+            return out
+        return np.dot(g, w.T).reshape(x.shape)
 
     _into_methods = (forward, backward)  # what _forward_into / _backward_into implement
 

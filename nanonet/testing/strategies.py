@@ -137,3 +137,35 @@ def pool2d_cases(draw, max_size=7):
     shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)),
              draw(st.integers(kernel[0], max_size)), draw(st.integers(kernel[1], max_size)))
     return kw, shape
+
+
+@st.composite
+def recurrent_cases(draw, *, max_steps=6):
+    """``(cell, kwargs, steps, batch, input_size, hidden_size, seed)`` for a small RNN, LSTM or GRU.
+
+    ``cell`` is ``"RNN"``, ``"LSTM"`` or ``"GRU"``; ``kwargs`` draws
+    ``num_layers``, ``bidirectional``, ``batch_first``, ``bias`` (and
+    ``nonlinearity`` for an RNN).
+    """
+    cell = draw(st.sampled_from(["RNN", "LSTM", "GRU"]))
+    kwargs = {"num_layers": draw(st.integers(1, 2)), "bidirectional": draw(st.booleans()),
+              "batch_first": draw(st.booleans()), "bias": draw(st.booleans())}
+    if cell == "RNN":
+        kwargs["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]))
+    return (cell, kwargs, draw(st.integers(1, max_steps)), draw(st.integers(1, 3)), draw(st.integers(1, 4)),
+            draw(st.integers(1, 4)), draw(SEEDS))
+
+
+@st.composite
+def attention_cases(draw):
+    """``(embed_dim, num_heads, batch, query_len, key_len, seed)`` for a small MultiheadAttention."""
+    heads = draw(st.integers(1, 3))
+    return (heads * draw(st.integers(1, 3)), heads, draw(st.integers(1, 3)), draw(st.integers(1, 5)),
+            draw(st.integers(1, 5)), draw(SEEDS))
+
+
+@st.composite
+def key_padding_masks(draw, batch, keys):
+    """A boolean ``(batch, keys)`` mask (True = padding), any row possibly all True."""
+    gen = np.random.default_rng(draw(SEEDS))
+    return gen.random((batch, keys)) < draw(st.sampled_from([0.0, 0.3, 1.0]))
