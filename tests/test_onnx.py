@@ -8,21 +8,7 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (n
 
 import nanonet as nn  # noqa: E402
 from nanonet.interop import onnx_converters  # noqa: E402
-
-RTOL = 1e-5  # the issue's bar for float32
-
-
-def run_onnx(path, inputs):
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    return session.run(None, dict(zip(names, inputs)))
-
-
-def assert_close(got, expected, rtol=RTOL):
-    """Relative to the output's scale (elementwise relative error is meaningless next to 0)."""
-    scale = max(float(np.abs(expected).max()), 1e-30)
-    assert got.shape == expected.shape and got.dtype == expected.dtype
-    assert float(np.abs(got - expected).max()) <= rtol * scale, float(np.abs(got - expected).max()) / scale
+from onnx_helpers import assert_close, run_onnx  # noqa: E402
 
 
 def trained_batchnorm(features, dtype=np.float32):
