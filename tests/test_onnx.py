@@ -107,6 +107,38 @@ def test_a_layer_without_a_converter_is_named_and_one_function_adds_it(tmp_path)
         del onnx_converters.CONVERTERS[Square]
 
 
+def test_converters_can_ask_the_feature_shape_of_their_inputs(tmp_path):
+    class Tap(nn.Module):  # the identity; its converter notes the shape it is given
+        batch_independent = True
+
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_out):
+            return grad_out
+
+    seen = []
+
+    @onnx_converters.register_converter(Tap)
+    def _tap(module, builder, inputs, name):
+        seen.append(builder.feature_shape(inputs[0]))
+        return [builder.node("Identity", inputs[:1], name + "out")]
+
+    x = nn.Input(8)
+    left, right = nn.Split([3, 5])(nn.Linear(8, 8, rng=0)(x))  # shapes through a multi-output layer
+    nested = nn.Sequential(nn.Linear(5, 6, rng=1), nn.ReLU(), Tap())  # and through a nested container
+    model = nn.Graph(x, nn.Concat()(Tap()(left), nested(right), Tap()(x)))
+    try:
+        nn.export_onnx(model, tmp_path / "m.onnx")
+    finally:
+        del onnx_converters.CONVERTERS[Tap]
+    assert seen == [(3,), (6,), (8,)]
+    from nanonet.interop.onnx_export import GraphBuilder
+
+    with pytest.raises(RuntimeError, match=r"export_onnx: the feature shape of tensor 'nowhere' is unknown"):
+        GraphBuilder(np.float32, 17).feature_shape("nowhere")
+
+
 def test_a_subclass_that_changes_forward_does_not_pass_as_its_base(tmp_path):
     class ScaledReLU(nn.ReLU):
         def forward(self, x):

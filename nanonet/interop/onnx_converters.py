@@ -4,8 +4,9 @@ A converter ``convert(module, builder, inputs, name) -> [output names]``
 writes the ONNX nodes that compute ``module``'s eval-mode forward: ``inputs``
 are the names of its input tensors, ``name`` a readable prefix for the
 tensors it creates, and ``builder`` (``onnx_export.GraphBuilder``) adds nodes
-(``builder.node``) and weights (``builder.weight``). Adding a layer to the
-exporter is one decorated function::
+(``builder.node``) and weights (``builder.weight``), and tells the feature
+shape of a tensor (``builder.feature_shape``: only the batch axis is
+dynamic). Adding a layer to the exporter is one decorated function::
 
     @register_converter(MyLayer)
     def _my_layer(module, builder, inputs, name):
@@ -56,7 +57,9 @@ def converter_for(module):
 def convert(module, builder, inputs, name):
     """Run ``module``'s converter; returns the list of its output tensor names."""
     outputs = converter_for(module)(module, builder, list(inputs), name)
-    return [outputs] if isinstance(outputs, str) else list(outputs)
+    outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+    builder.made(module, inputs, outputs)
+    return outputs
 
 
 # -- containers -----------------------------------------------------------------------------
