@@ -78,6 +78,15 @@ def test_float64_models_export_as_double(tmp_path):
     assert_close(run_onnx(tmp_path / "m.onnx", [x])[0], nn.predict(model, x), rtol=1e-10)
 
 
+def test_float64_batchnorm_divides_with_nanonets_eps_not_its_float32_rounding(tmp_path):
+    bn = trained_batchnorm(4, np.float64)
+    bn.eps = 1e-3  # float32(1e-3) differs by 5e-11 relative: visible in float64
+    bn.running_var.value[:] = np.array([1e-3, 0.01, 1.0, 2.0])
+    nn.export_onnx(nn.Sequential(bn), tmp_path / "m.onnx", (4,))
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    assert_close(run_onnx(tmp_path / "m.onnx", [x])[0], nn.predict(bn, x), rtol=1e-13)
+
+
 def test_a_layer_without_a_converter_is_named_and_one_function_adds_it(tmp_path):
     class Square(nn.Module):
         batch_independent = True

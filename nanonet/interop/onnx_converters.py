@@ -112,10 +112,12 @@ def _layer_norm(module, builder, inputs, name):
 
 @register_converter(layers.BatchNorm1d)
 def _batch_norm(module, builder, inputs, name):
-    # exported in eval mode: the running statistics
-    args = [builder.weight(name + key, getattr(module, key).value)
-            for key in ("weight", "bias", "running_mean", "running_var")]
-    return [builder.node("BatchNormalization", [inputs[0], *args], name + "out", epsilon=module.eps)]
+    # exported in eval mode: the running statistics. ONNX's epsilon is a float32 attribute: the variance
+    # carries the difference, so that a float64 graph divides by sqrt(var + eps) with nanonet's eps
+    eps32 = float(np.float32(module.eps))
+    args = [builder.weight(name + key, getattr(module, key).value) for key in ("weight", "bias", "running_mean")]
+    args.append(builder.weight(name + "running_var", module.running_var.value + (module.eps - eps32)))
+    return [builder.node("BatchNormalization", [inputs[0], *args], name + "out", epsilon=eps32)]
 
 
 # -- activations ------------------------------------------------------------------------------
