@@ -12,6 +12,7 @@ dynamic). Adding a layer to the exporter is one decorated function::
     def _my_layer(module, builder, inputs, name):
         return [builder.node("Relu", inputs, name)]
 
+The convolutional layers' converters are in ``onnx_converters_conv``.
 This module imports no onnx: converters only call the builder. A subclass
 uses its base class's converter unless it defines its own ``forward``; a
 module with no converter is an error that names it (``converter_for``).
@@ -111,6 +112,7 @@ def _layer_norm(module, builder, inputs, name):
 
 
 @register_converter(layers.BatchNorm1d)
+@register_converter(layers.BatchNorm2d)
 def _batch_norm(module, builder, inputs, name):
     # exported in eval mode: the running statistics. ONNX's epsilon is a float32 attribute: the variance
     # carries the difference, so that a float64 graph divides by sqrt(var + eps) with nanonet's eps
@@ -133,6 +135,7 @@ register_converter(layers.Tanh)(_simple("Tanh"))
 register_converter(layers.Sigmoid)(_simple("Sigmoid"))
 register_converter(layers.Identity)(_simple("Identity"))
 register_converter(layers.Dropout)(_simple("Identity"))        # eval mode: Dropout passes its input through
+register_converter(layers.Dropout2d)(_simple("Identity"))
 register_converter(layers.LeakyReLU)(_simple("LeakyRelu", alpha=lambda m: m.negative_slope))
 register_converter(layers.ELU)(_simple("Elu", alpha=lambda m: m.alpha))
 register_converter(layers.Flatten)(_simple("Flatten", axis=lambda m: 1))

@@ -25,6 +25,7 @@ from ..containers import Graph
 from ..containers.graph_build import infer_output_shapes
 from ..inference import predict
 from ..module import Module
+from . import onnx_converters_conv  # noqa: F401  (registers the convolutional layers' converters)
 from .onnx_converters import convert
 
 DEFAULT_OPSET = 17
@@ -114,7 +115,10 @@ def _input_shapes(model, input_shape):
         first = next(iter(model.children()), model)
         if hasattr(first, "in_features"):
             return [(first.in_features,)]
-        raise ValueError(f"export_onnx: give input_shape, the feature shape of one example, e.g. (10,), "
+        example = "(10,)"
+        if hasattr(first, "in_channels"):  # a CNN: the channels are known, the spatial size is not
+            example = f"({first.in_channels}, *spatial) for its first layer {first.short_repr()}"
+        raise ValueError(f"export_onnx: give input_shape, the feature shape of one example, e.g. {example}, "
                          f"for {model.short_repr()}")
     if isinstance(input_shape, (int, np.integer)):
         input_shape = (input_shape,)
