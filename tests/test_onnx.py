@@ -8,21 +8,7 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (n
 
 import nanonet as nn  # noqa: E402
 from nanonet.interop import onnx_converters  # noqa: E402
-
-RTOL = 1e-5  # the issue's bar for float32
-
-
-def run_onnx(path, inputs):
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    return session.run(None, dict(zip(names, inputs)))
-
-
-def assert_close(got, expected, rtol=RTOL):
-    """Relative to the output's scale (elementwise relative error is meaningless next to 0)."""
-    scale = max(float(np.abs(expected).max()), 1e-30)
-    assert got.shape == expected.shape and got.dtype == expected.dtype
-    assert float(np.abs(got - expected).max()) <= rtol * scale, float(np.abs(got - expected).max()) / scale
+from onnx_helpers import assert_close, run_onnx  # noqa: E402
 
 
 def trained_batchnorm(features, dtype=np.float32):
@@ -92,6 +78,15 @@ def test_float64_models_export_as_double(tmp_path):
     assert_close(run_onnx(tmp_path / "m.onnx", [x])[0], nn.predict(model, x), rtol=1e-10)
 
 
+def test_float64_batchnorm_divides_with_nanonets_eps_not_its_float32_rounding(tmp_path):
+    bn = trained_batchnorm(4, np.float64)
+    bn.eps = 1e-3  # float32(1e-3) differs by 5e-11 relative: visible in float64
+    bn.running_var.value[:] = np.array([1e-3, 0.01, 1.0, 2.0])
+    nn.export_onnx(nn.Sequential(bn), tmp_path / "m.onnx", (4,))
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    assert_close(run_onnx(tmp_path / "m.onnx", [x])[0], nn.predict(bn, x), rtol=1e-13)
+
+
 def test_a_layer_without_a_converter_is_named_and_one_function_adds_it(tmp_path):
     class Square(nn.Module):
         batch_independent = True
@@ -119,6 +114,38 @@ def test_a_layer_without_a_converter_is_named_and_one_function_adds_it(tmp_path)
         assert_close(run_onnx(tmp_path / "m.onnx", [x])[0], model(x))
     finally:
         del onnx_converters.CONVERTERS[Square]
+
+
+def test_converters_can_ask_the_feature_shape_of_their_inputs(tmp_path):
+    class Tap(nn.Module):  # the identity; its converter notes the shape it is given
+        batch_independent = True
+
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_out):
+            return grad_out
+
+    seen = []
+
+    @onnx_converters.register_converter(Tap)
+    def _tap(module, builder, inputs, name):
+        seen.append(builder.feature_shape(inputs[0]))
+        return [builder.node("Identity", inputs[:1], name + "out")]
+
+    x = nn.Input(8)
+    left, right = nn.Split([3, 5])(nn.Linear(8, 8, rng=0)(x))  # shapes through a multi-output layer
+    nested = nn.Sequential(nn.Linear(5, 6, rng=1), nn.ReLU(), Tap())  # and through a nested container
+    model = nn.Graph(x, nn.Concat()(Tap()(left), nested(right), Tap()(x)))
+    try:
+        nn.export_onnx(model, tmp_path / "m.onnx")
+    finally:
+        del onnx_converters.CONVERTERS[Tap]
+    assert seen == [(3,), (6,), (8,)]
+    from nanonet.interop.onnx_export import GraphBuilder
+
+    with pytest.raises(RuntimeError, match=r"export_onnx: the feature shape of tensor 'nowhere' is unknown"):
+        GraphBuilder(np.float32, 17).feature_shape("nowhere")
 
 
 def test_a_subclass_that_changes_forward_does_not_pass_as_its_base(tmp_path):

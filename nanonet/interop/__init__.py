@@ -12,9 +12,13 @@ def export_onnx(model, path, input_shape=None, *, opset=None, dtype=None):
 
     Exports ``Sequential`` and ``Graph`` models (nested too) of the built-in
     layers: Linear, the activations, LayerNorm, BatchNorm1d, Dropout,
-    Flatten, Identity, Add, Multiply, Concat and Split. The model is exported
+    Flatten, Identity, Add, Multiply, Concat and Split; the convolutional
+    layers (Conv1d, Conv2d with every padding mode, ConvTranspose2d,
+    MaxPool1d/2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, Dropout2d,
+    ZeroPad2d, Upsample) and the SyncBatchNorm classes. The model is exported
     as it computes in **eval mode** (Dropout is the identity, BatchNorm uses
-    its running statistics). Each layer is written by a converter from a
+    its running statistics). Only the batch axis is dynamic: the other sizes
+    are ``input_shape``'s. Each layer is written by a converter from a
     registry keyed by its class (``nanonet.interop.onnx_converters``); a
     layer without one is a ``NotImplementedError`` that names it, and adding
     one is a single decorated function. Linear's ``(in, out)`` weight is a
@@ -24,9 +28,10 @@ def export_onnx(model, path, input_shape=None, *, opset=None, dtype=None):
         model: a nanonet Module.
         path: the ``.onnx`` file to write (atomically: a temporary file, then a rename).
         input_shape: the feature shape of one example, without the batch axis,
-            e.g. ``(10,)``; a list of them for a Graph with several inputs.
+            e.g. ``(10,)``, or ``(3, 32, 32)`` for a CNN; a list of them for a Graph with several inputs.
             Default: a Graph's ``Input`` shapes, or the first Linear's ``in_features``.
-        opset: the ONNX opset (default 17; LayerNorm needs 17).
+        opset: the ONNX opset (default 17; LayerNorm needs 17; from 19 circular padding is ``Pad``'s
+            ``wrap`` mode, below it ``Slice`` and ``Concat``).
         dtype: the graph's float type (default: the model's parameters' dtype).
 
     The batch axis is dynamic (``"batch"``); inputs are named as the

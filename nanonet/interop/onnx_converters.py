@@ -4,13 +4,15 @@ A converter ``convert(module, builder, inputs, name) -> [output names]``
 writes the ONNX nodes that compute ``module``'s eval-mode forward: ``inputs``
 are the names of its input tensors, ``name`` a readable prefix for the
 tensors it creates, and ``builder`` (``onnx_export.GraphBuilder``) adds nodes
-(``builder.node``) and weights (``builder.weight``). Adding a layer to the
-exporter is one decorated function::
+(``builder.node``) and weights (``builder.weight``), and tells the feature
+shape of a tensor (``builder.feature_shape``: only the batch axis is
+dynamic). Adding a layer to the exporter is one decorated function::
 
     @register_converter(MyLayer)
     def _my_layer(module, builder, inputs, name):
         return [builder.node("Relu", inputs, name)]
 
+The convolutional layers' converters are in ``onnx_converters_conv``.
 This module imports no onnx: converters only call the builder. A subclass
 uses its base class's converter unless it defines its own ``forward``; a
 module with no converter is an error that names it (``converter_for``).
@@ -56,7 +58,9 @@ def converter_for(module):
 def convert(module, builder, inputs, name):
     """Run ``module``'s converter; returns the list of its output tensor names."""
     outputs = converter_for(module)(module, builder, list(inputs), name)
-    return [outputs] if isinstance(outputs, str) else list(outputs)
+    outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+    builder.made(module, inputs, outputs)
+    return outputs
 
 
 # -- containers -----------------------------------------------------------------------------
@@ -108,11 +112,14 @@ def _layer_norm(module, builder, inputs, name):
 
 
 @register_converter(layers.BatchNorm1d)
+@register_converter(layers.BatchNorm2d)
 def _batch_norm(module, builder, inputs, name):
-    # exported in eval mode: the running statistics
-    args = [builder.weight(name + key, getattr(module, key).value)
-            for key in ("weight", "bias", "running_mean", "running_var")]
-    return [builder.node("BatchNormalization", [inputs[0], *args], name + "out", epsilon=module.eps)]
+    # exported in eval mode: the running statistics. ONNX's epsilon is a float32 attribute: the variance
+    # carries the difference, so that a float64 graph divides by sqrt(var + eps) with nanonet's eps
+    eps32 = float(np.float32(module.eps))
+    args = [builder.weight(name + key, getattr(module, key).value) for key in ("weight", "bias", "running_mean")]
+    args.append(builder.weight(name + "running_var", module.running_var.value + (module.eps - eps32)))
+    return [builder.node("BatchNormalization", [inputs[0], *args], name + "out", epsilon=eps32)]
 
 
 # -- activations ------------------------------------------------------------------------------
@@ -128,6 +135,7 @@ register_converter(layers.Tanh)(_simple("Tanh"))
 register_converter(layers.Sigmoid)(_simple("Sigmoid"))
 register_converter(layers.Identity)(_simple("Identity"))
 register_converter(layers.Dropout)(_simple("Identity"))        # eval mode: Dropout passes its input through
+register_converter(layers.Dropout2d)(_simple("Identity"))
 register_converter(layers.LeakyReLU)(_simple("LeakyRelu", alpha=lambda m: m.negative_slope))
 register_converter(layers.ELU)(_simple("Elu", alpha=lambda m: m.alpha))
 register_converter(layers.Flatten)(_simple("Flatten", axis=lambda m: 1))

@@ -22,8 +22,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without onnx
     raise missing("nn.export_onnx", "onnx", "onnx") from exc
 
 from ..containers import Graph
+from ..containers.graph_build import infer_output_shapes
 from ..inference import predict
 from ..module import Module
+from . import onnx_converters_conv  # noqa: F401  (registers the convolutional layers' converters)
 from .onnx_converters import convert
 
 DEFAULT_OPSET = 17
@@ -39,6 +41,7 @@ class GraphBuilder:
         self.elem_type = helper.np_dtype_to_tensor_dtype(self.dtype)
         self.nodes, self.initializers = [], []
         self._names = set()
+        self._shapes = {}  # tensor name -> its feature shape (no batch axis), or why it is unknown
 
     def unique(self, name):
         """``name``, or ``name_1``, ``name_2``, ... if it is taken."""
@@ -71,6 +74,35 @@ class GraphBuilder:
                                            **attributes))
         return names[0] if single else names
 
+    def set_shape(self, name, shape):
+        """Declare the feature shape (without the batch axis) of tensor ``name``, e.g. a graph input's."""
+        self._shapes[name] = tuple(shape)
+
+    def made(self, module, inputs, outputs):
+        """Record the feature shapes of ``outputs``, what ``module`` made of ``inputs`` (``convert`` calls it).
+
+        Known already for a container's outputs (its children recorded them);
+        otherwise inferred as ``nn.Graph`` does (``output_shape``, else a probe
+        on a copy). A failure is kept and raised only if a converter asks.
+        """
+        if all(o in self._shapes for o in outputs):
+            return
+        try:
+            shapes, _ = infer_output_shapes(module, [self.feature_shape(i) for i in inputs])
+        except Exception as exc:
+            shapes = [exc] * len(outputs)
+        for out, shape in zip(outputs, shapes):
+            self._shapes.setdefault(out, shape)
+
+    def feature_shape(self, name):
+        """The feature shape of tensor ``name``, for converters whose nodes depend on it (the batch axis
+        alone is dynamic, so a pooling window or an upsampling index can be fixed at export)."""
+        shape = self._shapes.get(name)
+        if shape is None or isinstance(shape, Exception):
+            why = f": {shape}" if shape is not None else ""
+            raise RuntimeError(f"export_onnx: the feature shape of tensor {name!r} is unknown{why}")
+        return shape
+
     def require_opset(self, minimum, module):
         if self.opset < minimum:
             raise ValueError(f"export_onnx: {module.short_repr()} needs opset >= {minimum}, got opset={self.opset}")
@@ -83,7 +115,10 @@ def _input_shapes(model, input_shape):
         first = next(iter(model.children()), model)
         if hasattr(first, "in_features"):
             return [(first.in_features,)]
-        raise ValueError(f"export_onnx: give input_shape, the feature shape of one example, e.g. (10,), "
+        example = "(10,)"
+        if hasattr(first, "in_channels"):  # a CNN: the channels are known, the spatial size is not
+            example = f"({first.in_channels}, *spatial) for its first layer {first.short_repr()}"
+        raise ValueError(f"export_onnx: give input_shape, the feature shape of one example, e.g. {example}, "
                          f"for {model.short_repr()}")
     if isinstance(input_shape, (int, np.integer)):
         input_shape = (input_shape,)
@@ -143,8 +178,9 @@ def export(model, path, input_shape=None, *, opset=None, dtype=None):
     names = model.input_names if isinstance(model, Graph) else ["input"]
     if len(names) != len(shapes):
         raise ValueError(f"export_onnx: {model.short_repr()} takes {len(names)} input(s), got {len(shapes)} shape(s)")
-    for name in names:
+    for name, shape in zip(names, shapes):
         builder.unique(name)
+        builder.set_shape(name, shape)
     outputs = convert(model, builder, names, "")
     out_names = [builder.node("Identity", [o], "output" if len(outputs) == 1 else f"output_{i}")
                  for i, o in enumerate(outputs)]
