@@ -228,7 +228,7 @@ class MultiheadAttention(_Dropping, Module):
                               inputs.dtype)
             for i, _ in enumerate(which):
                 d_flat[:, :, i] = next(d_qkv).transpose(0, 2, 1, 3)
-            d_flat = d_flat.reshape(flat_in.shape[0], -1)
+            d_flat = d_flat.reshape(flat_in.shape[0], len(which) * self.embed_dim)  # no -1: rows may be 0
             d_in = self._accumulate(which, d_flat, flat_in, input_grad)
             grads.append(None if d_in is None else d_in.reshape(inputs.shape))
         grads = [g if self.batch_first or g is None else g.transpose(1, 0, 2) for g in grads]
