@@ -84,6 +84,23 @@ def test_attention_gradients_with_several_inputs_and_masks(n_inputs, options):
     assert report.ok, report
 
 
+@pytest.mark.parametrize("n_inputs, kdim, options", [
+    (1, None, {}), (1, None, {"is_causal": True, "key_padding_mask": np.array([[False, True, False, True]] * 2)}),
+    (2, None, {"attn_mask": np.triu(np.ones((3, 4), bool), 1)}), (3, 3, {})], ids=["self", "masks", "kv", "qkv"])
+def test_the_key_bias_gets_exactly_zero_gradient_its_true_value(n_inputs, kdim, options):
+    """q . b_k shifts a query's every score alike: the softmax ignores it, so its gradient is 0, not noise."""
+    mha = nn.MultiheadAttention(4, 2, dropout=0.3, kdim=kdim, vdim=kdim, batch_first=True, rng=0)
+    mha.in_proj_bias.value[:] = _x(12, 5)
+    arrays = [_x((2, 4 if n_inputs == 1 else 3, 4), 0)] + [_x((2, 4, kdim or 4), i) for i in range(1, n_inputs)]
+    out = mha(*arrays, **options)
+    mha.backward(_x(out.shape, 9))
+    d_q, d_k, d_v = mha.in_proj_bias.grad.reshape(3, 4)
+    assert not d_k.any() and np.abs(d_q).min() > 1e-6 and np.abs(d_v).min() > 1e-6
+    mha.frozen = True  # the same dropout mask: moving b_k leaves the output as it is (to rounding)
+    mha.in_proj_bias.value[4:8] += 0.5
+    np.testing.assert_allclose(mha(*arrays, **options), out, rtol=0, atol=1e-12)
+
+
 def test_scaled_dot_product_attention_gradients():
     sdpa = nn.ScaledDotProductAttention(dropout_p=0.3, rng=0)
     q, k, v = _x((2, 3, 4)), _x((2, 5, 4), 1), _x((2, 5, 2), 2)
