@@ -207,3 +207,17 @@ def test_softmax_along_or_beside_an_empty_axis_as_torch(cls, dim, shape):
     t_out.sum().backward()
     same(out, t_out, "output")
     same(dx, tx.grad, "dJ/dx")
+
+
+@pytest.mark.parametrize("padding_idx", [None, 1])
+def test_embedding_takes_an_empty_batch_as_torch(padding_idx):
+    ours = nn.Embedding(5, 3, padding_idx=padding_idx, rng=0)
+    theirs = torch.nn.Embedding(5, 3, padding_idx=padding_idx, dtype=torch.float64)
+    to_torch(ours, theirs)
+    idx = np.zeros((0, 4), dtype=np.int64)
+    out = ours(idx)
+    assert ours.backward(np.zeros_like(out)) is None
+    t_out = theirs(torch.tensor(idx))
+    t_out.sum().backward()
+    same(out, t_out, "output")
+    same_param_grads(ours, theirs)
