@@ -174,20 +174,7 @@ def _batch_axis(layer):
     return 1 if getattr(layer, "batch_first", True) is False else 0
 
 
-_NO_EMPTY_BATCH_YET = ("RNN", "LSTM", "GRU", "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder")
-
-
-def _empty_batch_cases():
-    for spec in TABLE_ALL:
-        if spec.is_loss:
-            continue
-        marks = [pytest.mark.xfail(strict=True, reason="the recurrent and attention layers do not take an empty "
-                                   "batch yet (torch's do)")] if type(spec.make()).__name__ in _NO_EMPTY_BATCH_YET \
-            else []
-        yield pytest.param(spec, marks=marks, id=spec.label)
-
-
-@pytest.mark.parametrize("spec", list(_empty_batch_cases()))
+@pytest.mark.parametrize("spec", [spec for spec in TABLE_ALL if not spec.is_loss], ids=lambda spec: spec.label)
 def test_every_layer_takes_an_empty_batch_in_eval_mode(spec):
     """A batch of 0 rows (a data-parallel rank's empty share, a filtered batch) passes through, as in torch."""
     layer = spec.make().eval()

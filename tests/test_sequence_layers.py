@@ -48,6 +48,18 @@ def test_gradients_flow_into_initial_states_and_from_final_states(cell, n_states
     assert [r.name for r in report.rows][:1 + n_states] == [f"input {i}" for i in range(1 + n_states)]
 
 
+@pytest.mark.parametrize("cell, n_states", [("RNN", 1), ("LSTM", 2), ("GRU", 1)])
+def test_an_empty_batch_flows_through_states_and_return_state(cell, n_states):
+    """Batch 0 (a rank's empty share): every output, state and gradient has 0 rows; no gradient moves."""
+    rnn = getattr(nn, cell)(3, 4, num_layers=2, dropout=0.5, bidirectional=True, batch_first=True,
+                            return_state=True, rng=0)
+    outs = rnn(np.zeros((0, 5, 3)), *[np.zeros((0, 4, 4))] * n_states)
+    assert [o.shape for o in outs] == [(0, 5, 8)] + [(0, 4, 4)] * n_states
+    back = rnn.backward(tuple(np.ones_like(o) for o in outs))
+    assert [b.shape for b in back] == [(0, 5, 3)] + [(0, 4, 4)] * n_states
+    assert all(p.grad.shape == p.value.shape and not p.grad.any() for p in rnn.parameters())
+
+
 def test_unused_outputs_take_none_and_gradients_match_zeros():
     lstm = nn.LSTM(2, 3, return_state=True, rng=0)
     out, h, c = lstm(_x((5, 2, 2)))
@@ -70,6 +82,23 @@ def test_attention_gradients_with_several_inputs_and_masks(n_inputs, options):
     model = WithOptions(mha, **options)
     report = nn.check_gradients(model, arrays if n_inputs > 1 else arrays[0], rng=0, mode="full")
     assert report.ok, report
+
+
+@pytest.mark.parametrize("n_inputs, kdim, options", [
+    (1, None, {}), (1, None, {"is_causal": True, "key_padding_mask": np.array([[False, True, False, True]] * 2)}),
+    (2, None, {"attn_mask": np.triu(np.ones((3, 4), bool), 1)}), (3, 3, {})], ids=["self", "masks", "kv", "qkv"])
+def test_the_key_bias_gets_exactly_zero_gradient_its_true_value(n_inputs, kdim, options):
+    """q . b_k shifts a query's every score alike: the softmax ignores it, so its gradient is 0, not noise."""
+    mha = nn.MultiheadAttention(4, 2, dropout=0.3, kdim=kdim, vdim=kdim, batch_first=True, rng=0)
+    mha.in_proj_bias.value[:] = _x(12, 5)
+    arrays = [_x((2, 4 if n_inputs == 1 else 3, 4), 0)] + [_x((2, 4, kdim or 4), i) for i in range(1, n_inputs)]
+    out = mha(*arrays, **options)
+    mha.backward(_x(out.shape, 9))
+    d_q, d_k, d_v = mha.in_proj_bias.grad.reshape(3, 4)
+    assert not d_k.any() and np.abs(d_q).min() > 1e-6 and np.abs(d_v).min() > 1e-6
+    mha.frozen = True  # the same dropout mask: moving b_k leaves the output as it is (to rounding)
+    mha.in_proj_bias.value[4:8] += 0.5
+    np.testing.assert_allclose(mha(*arrays, **options), out, rtol=0, atol=1e-12)
 
 
 def test_scaled_dot_product_attention_gradients():
@@ -186,6 +215,10 @@ ERRORS = [  # (what, call, exception, message)
     ("padding_idx", lambda: nn.Embedding(5, 2, padding_idx=5), ValueError, r"padding_idx to be an int in \[-5, 5\)"),
     ("rnn rank", lambda: nn.LSTM(3, 4)(np.ones((5, 3))), ValueError,
      r"LSTM\(3, 4\) expected input of shape \(L, N, 3\) .*got \(5, 3\)"),
+    ("rnn length 0", lambda: nn.LSTM(3, 4)(np.ones((0, 2, 3))), ValueError,
+     r"LSTM\(3, 4\) expected a sequence of length >= 1, got input \(0, 2, 3\)"),
+    ("rnn length 0, batch first", lambda: nn.GRU(3, 4, batch_first=True)(np.ones((2, 0, 3))), ValueError,
+     r"GRU\(3, 4, batch_first=True\) expected a sequence of length >= 1, got input \(2, 0, 3\)"),
     ("rnn features", lambda: nn.GRU(3, 4, batch_first=True)(np.ones((2, 5, 2))), ValueError,
      r"GRU\(3, 4, batch_first=True\) expected input of shape \(N, L, 3\)"),
     ("rnn state shape", lambda: nn.RNN(3, 4)(np.ones((5, 2, 3)), np.ones((1, 3, 4))), ValueError,

@@ -81,7 +81,7 @@ def attention_forward(q, k, v, bias=None, scale=None, keep=None):
     scores *= scale
     if bias is not None:
         scores += bias
-    peak = scores.max(axis=-1, keepdims=True)
+    peak = scores.max(axis=-1, keepdims=True, initial=-np.inf)  # no keys (S = 0): -inf, all weights 0
     empty = None
     if bias is not None:
         empty = np.isneginf(peak)  # every key masked: all weights 0

@@ -46,6 +46,12 @@ class MultiheadAttention(_Dropping, Module):
     ``in_proj_bias`` ``(3E,)``; ``out_proj.weight`` ``(E, E)`` and
     ``out_proj.bias`` (a :class:`Projection`, torch's ``(out, in)`` layout).
 
+    The key's part of ``in_proj_bias`` (``[E:2E]``) gets a gradient of exactly
+    0: it adds ``q . b_k`` to every score of a query's row, which the softmax
+    ignores, whatever the masks. Computing it (as torch does) gives rounding
+    noise, which Adam, dividing by its running RMS, turns into steps of up to
+    ``lr * noise / eps`` that depend on the order of the sums.
+
     Args:
         embed_dim: E, the model width; divisible by num_heads.
         num_heads: parallel heads, each of width E / num_heads.
@@ -228,7 +234,7 @@ class MultiheadAttention(_Dropping, Module):
                               inputs.dtype)
             for i, _ in enumerate(which):
                 d_flat[:, :, i] = next(d_qkv).transpose(0, 2, 1, 3)
-            d_flat = d_flat.reshape(flat_in.shape[0], -1)
+            d_flat = d_flat.reshape(flat_in.shape[0], len(which) * self.embed_dim)  # no -1: rows may be 0
             d_in = self._accumulate(which, d_flat, flat_in, input_grad)
             grads.append(None if d_in is None else d_in.reshape(inputs.shape))
         grads = [g if self.batch_first or g is None else g.transpose(1, 0, 2) for g in grads]
@@ -239,7 +245,11 @@ class MultiheadAttention(_Dropping, Module):
         e = self.embed_dim
         if self.in_proj_bias is not None:
             ones = np.ones(d_flat.shape[0], d_flat.dtype)
-            self.in_proj_bias.grad[which[0] * e:(which[-1] + 1) * e] += np.dot(ones, d_flat)
+            d_bias = np.dot(ones, d_flat)
+            if 1 in which:  # the key bias: exactly 0, not the rounding noise of a sum that cancels (see above)
+                k = which.index(1)
+                d_bias[k * e:(k + 1) * e] = 0
+            self.in_proj_bias.grad[which[0] * e:(which[-1] + 1) * e] += d_bias
         if self.same_dims:  # the rows are consecutive in in_proj_weight: one product each
             rows = slice(which[0] * e, (which[-1] + 1) * e)
             self.in_proj_weight.grad[rows] += np.dot(d_flat.T, flat_in)

@@ -99,7 +99,7 @@ class _RNNBase(Module):
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"{who(self)} expected input of shape {self._layout_text().format(self.input_size)} "
                              f"(L: sequence length, N: batch), got {shape_text(x.shape)}")
-        if x.shape[1 - self.batch_first] == 0:
+        if x.shape[int(self.batch_first)] == 0:  # as torch; a batch of 0 is fine
             raise ValueError(f"{who(self)} expected a sequence of length >= 1, got input {shape_text(x.shape)}")
         batch = x.shape[0] if self.batch_first else x.shape[1]
         layers = self.num_layers * self.directions
@@ -141,13 +141,13 @@ class _RNNBase(Module):
         drop = self.training and self.dropout > 0
         for layer in range(self.num_layers):
             out = np.empty((steps, batch, dirs * hidden), x.dtype)
-            flat_in = layer_in.reshape(steps * batch, -1)
+            flat_in = layer_in.reshape(steps * batch, layer_in.shape[2])  # no -1: batch may be 0
             kernels = []
             for d in range(dirs):
                 k = layer * dirs + d
                 w_ih, w_hh, b_ih, b_hh = self._params(layer, d)
                 scale = self._cell.row_scale(hidden, x.dtype)  # sigmoid rows at 1/2: sigma(a) = (tanh(a/2) + 1) / 2
-                xw = np.dot(flat_in, _scaled(w_ih.value, scale).T).reshape(steps, batch, -1)
+                xw = np.dot(flat_in, _scaled(w_ih.value, scale).T).reshape(steps, batch, w_ih.value.shape[0])
                 result = self._run_cell(xw, _scaled(w_hh.value, scale), b_ih, b_hh, scale,
                                         [s[k] for s in init], bool(d))
                 kernels.append(result[-1])
@@ -186,7 +186,7 @@ class _RNNBase(Module):
         d_init = [np.empty((self.num_layers * dirs, batch, hidden), dtype) for _ in range(self._n_states)]
         for layer in range(self.num_layers - 1, -1, -1):
             layer_in, kernels, _ = caches[layer]
-            flat_in = layer_in.reshape(steps * batch, -1)
+            flat_in = layer_in.reshape(steps * batch, layer_in.shape[2])
             d_in = None
             for d in range(dirs):
                 k = layer * dirs + d
@@ -198,7 +198,7 @@ class _RNNBase(Module):
                     store[k] = value
                 d_in = self._accumulate(params, d_xw, d_hw, flat_in, kernels[d], bool(d), d_in,
                                         input_grad or layer > 0)
-            g = None if d_in is None else d_in.reshape(steps, batch, -1)
+            g = None if d_in is None else d_in.reshape(steps, batch, layer_in.shape[2])
             if layer > 0 and caches[layer - 1][2] is not None:
                 g *= caches[layer - 1][2]
         dx = None if g is None else self._user_layout(g)
@@ -213,8 +213,8 @@ class _RNNBase(Module):
         """Add the weight and bias gradients of one direction; return dJ/d(layer input), summed over directions."""
         w_ih, w_hh, b_ih, b_hh = params
         rows = flat_in.shape[0]
-        d_xw, d_hw = d_xw.reshape(rows, -1), d_hw.reshape(rows, -1)
-        prev = _prev_view(cache[0], reverse).reshape(rows, -1)
+        d_xw, d_hw = d_xw.reshape(rows, d_xw.shape[2]), d_hw.reshape(rows, d_hw.shape[2])  # no -1: rows may be 0
+        prev = _prev_view(cache[0], reverse).reshape(rows, self.hidden_size)
         w_ih.grad += np.dot(d_xw.T, flat_in)
         w_hh.grad += np.dot(d_hw.T, prev)
         if b_ih is not None:

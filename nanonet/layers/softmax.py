@@ -24,7 +24,7 @@ def softmax(x, axis=-1):
     >>> softmax(np.array([[0.0, 1000.0]]))
     array([[0., 1.]])
     """
-    shifted = x - x.max(axis=axis, keepdims=True)
+    shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)  # an empty axis: an empty result, as torch
     e = np.exp(shifted, out=shifted)
     e /= e.sum(axis=axis, keepdims=True)
     return e
@@ -36,8 +36,9 @@ def log_softmax(x, axis=-1):
     >>> log_softmax(np.array([[0.0, 1000.0]])).round(3)
     array([[-1000.,     0.]])
     """
-    shifted = x - x.max(axis=axis, keepdims=True)
-    shifted -= np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
+    if shifted.size:  # an empty axis: no log(0) of its empty sums
+        shifted -= np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     return shifted
 
 

@@ -215,6 +215,11 @@ class TransformerEncoder(Module):
     def num_layers(self):
         return len(self.layers)
 
+    @property
+    def batch_first(self):
+        """The layers' layout (torch's encoder reads it from its layer too): where the batch axis is."""
+        return self.layers[0].batch_first
+
     def forward(self, src, *, mask=None, src_key_padding_mask=None, is_causal=False):
         """src -> the last layer's output (normalized by ``norm`` if given)."""
         h = src

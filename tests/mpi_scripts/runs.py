@@ -50,6 +50,26 @@ def cnn(seed, norm=None):
                          nn.Flatten(), nn.Linear(36, 2, rng=seed + 1))
 
 
+def tokens(n, length=6, vocab=9, seed=3):
+    """Integer sequences (N, L) and a class each: the sum of its tokens, mod 3."""
+    x = np.random.default_rng(seed).integers(0, vocab, (n, length))
+    return x, x.sum(axis=1) % 3
+
+
+def sequence_graph(seed, norm=None):
+    """Embedding -> Transformer encoder layer -> LSTM, whose last state (h_n) feeds the head: the sequence family.
+
+    The head's SyncBatchNorm is collective: a rank with an empty share still runs forward and backward
+    (a batch of 0 through every sequence layer) to join its reductions.
+    """
+    norm = norm or dist.SyncBatchNorm
+    tok = nn.Input(6, name="tokens")
+    h = nn.Embedding(9, 8, rng=seed)(tok)
+    h = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, rng=seed + 1)(h)
+    _, h_n, _ = nn.LSTM(8, 8, batch_first=True, return_state=True, rng=seed + 2)(h)
+    return nn.Graph(tok, nn.Linear(8, 3, rng=seed + 3)(norm(8)(nn.Flatten()(h_n), name="norm")))
+
+
 def classifier(seed):
     return nn.Sequential(nn.Linear(6, 12, rng=seed), nn.ELU(), nn.Linear(12, 3, rng=seed + 1))
 
@@ -73,8 +93,8 @@ def accuracy(pred, target):
 
 # name -> (model(seed), optimizer(params), loss, data (x, y), fit options, distributed options).
 # Every run has >= 50 steps, shuffling and a short last batch; global batches that 2 and 3 do not divide.
-# The last batch of adam_graph_overlap has 1 row (empty shares on 2 and 3 ranks), sgd_syncbatchnorm's 2
-# rows (an empty share on 3 ranks, whose SyncBatchNorm still joins the reductions).
+# The last batch of adam_graph_overlap has 1 row (empty shares on 2 and 3 ranks), sgd_syncbatchnorm's and
+# adam_sequence_graph's 2 rows (an empty share on 3 ranks, whose SyncBatchNorm still joins the reductions).
 CONFIGS = {
     "sgd_momentum_sequential": (
         mlp, lambda p: nn.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True), nn.MSELoss,
@@ -94,6 +114,12 @@ CONFIGS = {
     "sgd_cnn_syncbatchnorm2d": (
         cnn, lambda p: nn.optim.SGD(p, lr=0.02, momentum=0.9), nn.MSELoss, lambda: images(157),
         dict(epochs=4, batch_size=12), dict(overlap=True)),
+    # integer inputs through Embedding, a Transformer encoder layer and an LSTM; global batches of 7, the last of
+    # 2 rows: an empty share on 3 ranks, which SyncBatchNorm makes run a batch of 0 through the sequence layers
+    "adam_sequence_graph": (
+        sequence_graph, lambda p: nn.optim.Adam(p, lr=0.01), nn.CrossEntropyLoss, lambda: tokens(93),
+        dict(epochs=4, batch_size=7, metrics={"accuracy": "accuracy"}, validation_data=tokens(17, seed=4)),
+        dict(overlap=True)),
     # the control: plain BatchNorm1d normalizes each rank's share by its own statistics, so this one differs
     "sgd_batchnorm_per_rank": (
         lambda seed: mlp(seed, norm=nn.BatchNorm1d), lambda p: nn.optim.SGD(p, lr=0.05, momentum=0.9),
@@ -116,6 +142,8 @@ def reference_model(name, seed):
         return mlp(seed, norm=nn.BatchNorm1d)
     if name == "sgd_cnn_syncbatchnorm2d":
         return cnn(seed, norm=nn.BatchNorm2d)
+    if name == "adam_sequence_graph":
+        return sequence_graph(seed, norm=nn.BatchNorm1d)
     return CONFIGS[name][0](seed)
 
 
