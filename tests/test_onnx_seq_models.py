@@ -12,6 +12,7 @@ from nanonet import demo_text  # noqa: E402
 from nanonet.interop import onnx_converters as registry  # noqa: E402
 from nanonet.interop import onnx_converters_attention as attention  # noqa: E402
 from onnx_helpers import assert_close, check_export, randomized, run_onnx  # noqa: E402
+from test_sequence_layers import WithOptions  # noqa: E402
 
 F32 = np.float32
 
@@ -105,21 +106,8 @@ def test_the_causal_char_transformer_of_the_text_demo_exports_with_a_converter_o
 
 
 # -- masks: a converter of one's own module passes its call's options --------------------------------
-class WithOptions(nn.Module):
-    """Calls ``module`` with fixed keyword options (its masks): a module of one's own, with its converter below."""
-
-    checks_itself = True
-
-    def __init__(self, module, **options):
-        self.module, self.options = module, options
-
-    def forward(self, *xs):
-        return self.module.forward(*xs, **self.options)
-
-    def backward(self, grad_out):
-        return self.module.backward(grad_out)
-
-
+# WithOptions(layer, **masks) calls the layer with fixed keyword options: a module of one's own, whose converter
+# (the fixture below) passes them to the layer's converter function.
 FUNCTIONS = {nn.ScaledDotProductAttention: attention.convert_sdpa,
              nn.MultiheadAttention: attention.convert_multihead_attention,
              nn.TransformerEncoderLayer: attention.convert_encoder_layer,
