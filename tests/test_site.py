@@ -13,7 +13,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # Public modules below nanonet that have their own entry (besides the names of nanonet.__all__).
 PUBLIC_MODULES = ["nanonet.metrics", "nanonet.optim", "nanonet.testing", "nanonet.sklearn",
-                  "nanonet.interop.onnx_converters"]
+                  "nanonet.interop.onnx_converters", "nanonet.interop.onnx_converters_attention"]
 
 
 def nav_pages():

@@ -15,20 +15,26 @@ def export_onnx(model, path, input_shape=None, *, opset=None, dtype=None):
     Flatten, Identity, Add, Multiply, Concat and Split; the convolutional
     layers (Conv1d, Conv2d with every padding mode, ConvTranspose2d,
     MaxPool1d/2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, Dropout2d,
-    ZeroPad2d, Upsample) and the SyncBatchNorm classes. The model is exported
-    as it computes in **eval mode** (Dropout is the identity, BatchNorm uses
-    its running statistics). Only the batch axis is dynamic: the other sizes
-    are ``input_shape``'s. Each layer is written by a converter from a
-    registry keyed by its class (``nanonet.interop.onnx_converters``); a
-    layer without one is a ``NotImplementedError`` that names it, and adding
-    one is a single decorated function. Linear's ``(in, out)`` weight is a
-    plain ``MatMul`` operand.
+    ZeroPad2d, Upsample) and the SyncBatchNorm classes; the sequence layers
+    (Embedding, Softmax, LogSoftmax, Projection, RNN, LSTM, GRU,
+    ScaledDotProductAttention, MultiheadAttention, TransformerEncoderLayer,
+    TransformerEncoder). The model is exported as it computes in **eval
+    mode** (Dropout is the identity, BatchNorm uses its running statistics).
+    Only axis 0 is dynamic (the batch; the sequence length for a time-major
+    recurrent or attention layer): the other sizes are ``input_shape``'s. An
+    input the model reads as indices (an Embedding first) is declared int64.
+    Each layer is written by a converter from a registry keyed by its class
+    (``nanonet.interop.onnx_converters``); a layer without one is a
+    ``NotImplementedError`` that names it, and adding one is a single
+    decorated function. Linear's ``(in, out)`` weight is a plain ``MatMul``
+    operand.
 
     Args:
         model: a nanonet Module.
         path: the ``.onnx`` file to write (atomically: a temporary file, then a rename).
         input_shape: the feature shape of one example, without the batch axis,
-            e.g. ``(10,)``, or ``(3, 32, 32)`` for a CNN; a list of them for a Graph with several inputs.
+            e.g. ``(10,)``, ``(3, 32, 32)`` for a CNN, ``(L,)`` for L indices; a list of them for a Graph
+            with several inputs.
             Default: a Graph's ``Input`` shapes, or the first Linear's ``in_features``.
         opset: the ONNX opset (default 17; LayerNorm needs 17; from 19 circular padding is ``Pad``'s
             ``wrap`` mode, below it ``Slice`` and ``Concat``).

@@ -12,7 +12,8 @@ dynamic). Adding a layer to the exporter is one decorated function::
     def _my_layer(module, builder, inputs, name):
         return [builder.node("Relu", inputs, name)]
 
-The convolutional layers' converters are in ``onnx_converters_conv``.
+The convolutional layers' converters are in ``onnx_converters_conv``, the sequence layers' in
+``onnx_converters_seq`` and ``onnx_converters_attention``.
 This module imports no onnx: converters only call the builder. A subclass
 uses its base class's converter unless it defines its own ``forward``; a
 module with no converter is an error that names it (``converter_for``).

@@ -21,11 +21,12 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without onnx
     raise missing("nn.export_onnx", "onnx", "onnx") from exc
 
-from ..containers import Graph
+from ..containers import Graph, Sequential
 from ..containers.graph_build import infer_output_shapes
 from ..inference import predict
 from ..module import Module
 from . import onnx_converters_conv  # noqa: F401  (registers the convolutional layers' converters)
+from . import onnx_converters_attention, onnx_converters_seq  # noqa: F401  (the sequence layers' converters)
 from .onnx_converters import convert
 
 DEFAULT_OPSET = 17
@@ -55,6 +56,10 @@ class GraphBuilder:
     def weight(self, name, array):
         """A float initializer in the graph's dtype (a copy of ``array``); returns its name."""
         return self.constant(name, np.asarray(array, dtype=self.dtype))
+
+    def ints(self, name, values):
+        """An int64 initializer (sizes, axes, indices; a 0-d one for a scalar); returns its name."""
+        return self.constant(name, np.asarray(values, dtype=np.int64))
 
     def scalar(self, name, value):
         """A float scalar initializer in the graph's dtype."""
@@ -118,6 +123,8 @@ def _input_shapes(model, input_shape):
         example = "(10,)"
         if hasattr(first, "in_channels"):  # a CNN: the channels are known, the spatial size is not
             example = f"({first.in_channels}, *spatial) for its first layer {first.short_repr()}"
+        elif hasattr(first, "num_embeddings"):  # indices: their number per example is the user's
+            example = f"(L,) (L indices per example) for its first layer {first.short_repr()}"
         raise ValueError(f"export_onnx: give input_shape, the feature shape of one example, e.g. {example}, "
                          f"for {model.short_repr()}")
     if isinstance(input_shape, (int, np.integer)):
@@ -129,6 +136,25 @@ def _input_shapes(model, input_shape):
             raise ValueError(f"export_onnx expected input_shape as the feature shape of one example (positive "
                              f"ints, without the batch axis), or a list of them, got {input_shape!r}")
     return [tuple(int(d) for d in s) for s in shapes]
+
+
+def takes_indices(module, position=0):
+    """True when ``module`` reads its input ``position`` as integer indices (e.g. a model that starts with an
+    Embedding): the graph then declares that input int64. A Sequential asks its first child; a Graph every
+    module that reads the input (all must take indices, as ``Graph`` itself requires); any other module its
+    ``input_kinds`` (integer kinds without ``"f"``).
+    """
+    if isinstance(module, Sequential):
+        first = next(iter(module.children()), None)
+        return first is not None and takes_indices(first, 0)
+    if isinstance(module, Graph):
+        name = module.input_names[position]
+        uses = [takes_indices(child, i) for _, child, _, sources in module.records() if child is not None
+                for i, source in enumerate(sources) if source == name]
+        return bool(uses) and all(uses)
+    kinds = module.input_kinds
+    kind = kinds[position] if isinstance(kinds, tuple) and position < len(kinds) else kinds
+    return isinstance(kind, str) and "i" in kind and "f" not in kind
 
 
 def _dtype(model, dtype):
@@ -152,15 +178,18 @@ def _check_opset(opset):
     return int(opset)
 
 
-def _probe(model, shapes, dtype):
-    """Run the model once (eval mode) on random inputs of ``shapes``: the output shapes, or a clear error."""
+def _probe(model, shapes, dtype, indices):
+    """Run the model once (eval mode) on random inputs of ``shapes`` (zeros for the ``indices`` inputs, valid
+    for any table): the output shapes, or a clear error."""
     rng = np.random.default_rng(0)
-    xs = [rng.standard_normal((2, *s)).astype(dtype) for s in shapes]
+    xs = [np.zeros((2, *s), np.int64) if index else rng.standard_normal((2, *s)).astype(dtype)
+          for s, index in zip(shapes, indices)]
     try:
         out = predict(model, xs[0] if len(xs) == 1 else tuple(xs))
     except Exception as exc:
+        kinds = ", ".join(sorted({str(x.dtype) for x in xs}))
         raise ValueError(f"export_onnx: {model.short_repr()} does not run on inputs of feature shape(s) "
-                         f"{shapes} in {dtype}: {exc}") from exc
+                         f"{shapes} in {kinds}: {exc}") from exc
     return [o.shape[1:] for o in (out if isinstance(out, tuple) else (out,))]
 
 
@@ -173,11 +202,12 @@ def export(model, path, input_shape=None, *, opset=None, dtype=None):
     opset = _check_opset(DEFAULT_OPSET if opset is None else opset)
     shapes = _input_shapes(model, input_shape)
     dtype = _dtype(model, dtype)
-    out_shapes = _probe(model, shapes, dtype)
-    builder = GraphBuilder(dtype, opset)
     names = model.input_names if isinstance(model, Graph) else ["input"]
     if len(names) != len(shapes):
         raise ValueError(f"export_onnx: {model.short_repr()} takes {len(names)} input(s), got {len(shapes)} shape(s)")
+    indices = [takes_indices(model, i) for i in range(len(names))]
+    out_shapes = _probe(model, shapes, dtype, indices)
+    builder = GraphBuilder(dtype, opset)
     for name, shape in zip(names, shapes):
         builder.unique(name)
         builder.set_shape(name, shape)
@@ -186,7 +216,8 @@ def export(model, path, input_shape=None, *, opset=None, dtype=None):
                  for i, o in enumerate(outputs)]
     graph = helper.make_graph(
         builder.nodes, type(model).__name__,
-        [helper.make_tensor_value_info(n, builder.elem_type, ["batch", *s]) for n, s in zip(names, shapes)],
+        [helper.make_tensor_value_info(n, onnx.TensorProto.INT64 if index else builder.elem_type, ["batch", *s])
+         for n, s, index in zip(names, shapes, indices)],
         [helper.make_tensor_value_info(n, builder.elem_type, ["batch", *s]) for n, s in zip(out_names, out_shapes)],
         initializer=builder.initializers)
     opsets = [helper.make_opsetid("", opset)]
