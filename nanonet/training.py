@@ -9,7 +9,8 @@ import numpy as np
 from ._checks import check_finite
 from ._rng import as_generator
 from .data import batches, check_batch_size, check_pair, num_batches
-from .module import Module
+from ._train_step import backward_of, epoch_batches, zero_grad_of
+from .module import Module, anomaly_enabled
 from .optim.clip import clip_grad_norm as _clip
 
 HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
@@ -107,6 +108,7 @@ class FitContext:
     stop_training: bool = False
     stop_reason: str = None
     callbacks: list = field(default_factory=list)
+    scratch: dict = field(default_factory=dict, repr=False)  # buffers fit reuses from epoch to epoch
 
     def stop(self, reason):
         """Ask ``fit`` to stop after the current batch; the first reason is kept."""
@@ -216,14 +218,26 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size, validation_data=
 
 
 def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
-    model, loss_fn = ctx.model, ctx.loss_fn
+    """One epoch of steps; returns its logs. The per-batch work is only the step itself:
+
+    what can be decided once (how to zero the gradients, whether the model
+    can skip dJ/dx of the data, which callbacks want ``on_batch_end``) is
+    decided here, the shuffled rows are gathered into buffers reused from
+    epoch to epoch, and each batch is a view of them.
+    """
+    model, loss_fn, optimizer = ctx.model, ctx.loss_fn, ctx.optimizer
     model.train()
+    zero_grad = zero_grad_of(model, optimizer)
+    forward = model if anomaly_enabled() else model.forward  # fit checked the data for NaN/Inf once
+    backward = backward_of(model)
+    params = model.parameters() if clip is not None else None
+    batch_end = [cb.on_batch_end for cb in ctx.callbacks if callable(getattr(cb, "on_batch_end", None))]
     total, count = 0.0, 0
     sums = dict.fromkeys(metrics, 0.0)
-    for b, (xb, yb) in enumerate(batches(x, y, ctx.batch_size, shuffle=shuffle, rng=ctx.rng)):
+    for b, (xb, yb) in enumerate(epoch_batches(ctx, x, y, shuffle)):
         n = len(xb)
-        model.zero_grad()
-        pred = model(xb)
+        zero_grad()
+        pred = forward(xb)
         try:
             loss = loss_fn(pred, yb)
         except FloatingPointError:          # the model's output holds NaN/Inf (the data were checked)
@@ -232,13 +246,16 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
         if finite:
             for name, fn in metrics.items():
                 sums[name] += float(fn(pred, yb)) * n
-            model.backward(loss_fn.backward())
-            if clip is not None:
-                _clip(model.parameters(), clip)
-            ctx.optimizer.step()
+            backward(loss_fn.backward())
+            if params is not None:
+                _clip(params, clip)
+            optimizer.step()
         total += loss * n
         count += n
-        _dispatch(ctx.callbacks, "on_batch_end", b, {"loss": loss, "size": n})
+        if batch_end:
+            logs = {"loss": loss, "size": n}
+            for hook in batch_end:
+                hook(b, logs)
         if not finite and not ctx.stop_training:
             raise FloatingPointError(
                 f"fit: the loss became {loss} at epoch {epoch}, batch {b}; that batch was not stepped on. "
