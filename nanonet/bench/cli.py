@@ -14,9 +14,10 @@ import contextlib
 import datetime
 import sys
 
-from . import baseline, isolated, layers, peers, report, workloads
+from . import baseline, isolated, layers, minibatch, minibatch_problem, peers, report, workloads
 
-PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory")
+PARTS = ("steps", "minibatch", "seed-run", "layers", "gradcheck", "memory")
+QUICK_BATCHES = (1, 32, 512)
 
 
 def add_arguments(parser):
@@ -26,8 +27,9 @@ def add_arguments(parser):
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of ratio against size (needs matplotlib)")
     parser.add_argument("--write-docs", nargs="?", const="docs/performance.md", metavar="PATH",
                         help="regenerate the results block of docs/performance.md (or PATH)")
-    parser.add_argument("--peers", default=",".join(peers.PEERS),
-                        help=f"comma-separated peers (default: all of {', '.join(peers.PEERS)})")
+    parser.add_argument("--peers", default=None,
+                        help=f"comma-separated peers (default: all): seed-shaped steps {', '.join(peers.PEERS)}; "
+                             f"mini-batch family {', '.join(minibatch.PEERS)}")
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"comma-separated parts to run (default: all of {', '.join(PARTS)})")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case")
@@ -43,6 +45,19 @@ def add_arguments(parser):
                         help="do not run: report (table, --plot, --write-docs) from results saved with --json")
     parser.add_argument("--baseline", metavar="REV", action="append", default=[],
                         help="also time nanonet as it was at git revision REV (before/after in one run)")
+    family = parser.add_argument_group("the mini-batch steps family (--only minibatch)")
+    family.add_argument("--models", default=",".join(minibatch_problem.MODELS),
+                        help="models: mlp (64-128-10, the whole grid), residual (a Graph), norm "
+                             "(LayerNorm, GELU, Dropout); the last two run ce/adam only")
+    family.add_argument("--batches", default=None, metavar="B,...",
+                        help=f"batch sizes (default {','.join(map(str, minibatch_problem.BATCH_SIZES))}; "
+                             f"--quick: {','.join(map(str, QUICK_BATCHES))})")
+    family.add_argument("--losses", default=",".join(minibatch_problem.LOSSES), help="ce, mse")
+    family.add_argument("--optimizers", default=",".join(minibatch_problem.OPTIMIZERS), help="sgd (momentum), adam")
+    parser.add_argument("--profile", action="store_true",
+                        help="do not time: print numpy and Python-level calls per step, the overhead per layer "
+                             "in µs and the allocations per step of nanonet's mini-batch step (the family's "
+                             "configurations, filtered by --models, --batches, --losses, --optimizers, --dtypes)")
 
 
 def _parse_list(text, allowed, what):
@@ -64,8 +79,14 @@ def _parse_sizes(text):
 
 
 def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=None, sizes=None,
-              dtypes=workloads.DTYPES, isolate=False, baseline_revs=(), log=print):
-    """Run the chosen parts; returns the result dict (what ``--json`` writes)."""
+              dtypes=workloads.DTYPES, isolate=False, baseline_revs=(), log=print, mini_names=None,
+              mini_configs=None, threads=None):
+    """Run the chosen parts; returns the result dict (what ``--json`` writes).
+
+    ``mini_names`` and ``mini_configs`` choose the peers and configurations of
+    the mini-batch family (default: every peer; the grid, or a small one with ``quick``).
+    ``threads`` limits the BLAS (and XLA) threads of ``isolate``'s worker processes too.
+    """
     repeats = repeats or (3 if quick else 9)
     min_time = 0.003 if quick else 0.05
     # Before each sample, let the worker threads the previous case left spinning
@@ -73,7 +94,7 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
     settle = 0.02 if quick else 0.12
     skips = workloads.Skips()
     result = {"meta": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                       "quick": quick, "isolated_steps": isolate, "settle_s": settle, "repeats": repeats, "min_sample_s": min_time, "peers": list(names), "parts": list(parts),
+                       "quick": quick, "isolated_steps": isolate, "threads": threads, "settle_s": settle, "repeats": repeats, "min_sample_s": min_time, "peers": list(names), "parts": list(parts),
                        "command": "nanonet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
                        else "nanonet.bench.cli.run_suite"},
               "skipped": skips}
@@ -84,10 +105,26 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
         log("training steps ...")
         sizes = sizes or (workloads.QUICK_SIZES if quick else workloads.FULL_SIZES)
         with contextlib.ExitStack() as stack:
-            workers = stack.enter_context(isolated.Workers(names, baseline_revs)) if isolate else None
+            workers = stack.enter_context(isolated.Workers(names, baseline_revs, threads=threads)) \
+                if isolate else None
             result["steps"] = workloads.training_steps(names, sizes, skips, result["gemm_ceiling"], dtypes=dtypes,
                                                        repeats=repeats, min_time=min_time, settle=settle,
                                                        workers=workers, log=log)
+    if "minibatch" in parts:
+        log("mini-batch steps ...")
+        mini_names = list(minibatch.PEERS) if mini_names is None else mini_names
+        configs = mini_configs or minibatch_problem.grid(models=("mlp",), losses=("ce",), optimizers=("adam",),
+                                                         dtypes=dtypes, batches=QUICK_BATCHES[:2]) if quick \
+            else mini_configs or minibatch_problem.grid(dtypes=dtypes)
+        with contextlib.ExitStack() as stack:
+            workers = stack.enter_context(isolated.Workers(mini_names, baseline_revs, family="minibatch",
+                                                                    threads=threads)) \
+                if isolate else None
+            result["minibatch"] = minibatch.minibatch_steps(mini_names, configs, skips, repeats=repeats,
+                                                            min_time=min_time, settle=settle, workers=workers,
+                                                            log=log)
+        memory_configs = [c for c in configs if c.model == "mlp" and c.batch in (32, 512)][:4] or configs[:1]
+        result["minibatch_memory"] = minibatch.memory(mini_names, memory_configs, skips)
     if "seed-run" in parts:
         log("seed run ...")
         result["seed_run"] = workloads.seed_run(names, skips, repeats=repeats, settle=settle)
@@ -133,24 +170,57 @@ def _load(path):
         raise SystemExit(f"nanonet bench: cannot read results from {path}: {exc}")
     for name in (n for row in result.get("steps", []) for n in row["peers"]):
         peers.PEERS.setdefault(name, None)  # a baseline peer of that run, shown in the table
+    for name in (n for row in result.get("minibatch", []) for n in row["peers"]):
+        minibatch.PEERS.setdefault(name, None)
     return result
 
 
 def main(args):
     if args.from_json:
         return _report(_load(args.from_json), args)
+    every = list(dict.fromkeys([*peers.PEERS, *minibatch.PEERS]))
+    chosen = every if args.peers is None else _parse_list(args.peers, every, "peer")
     extra = [baseline.register(rev) for rev in args.baseline]
-    names = _parse_list(args.peers, peers.PEERS, "peer") + extra
+    names = [n for n in chosen if n in peers.PEERS] + extra
+    mini_names = [n for n in chosen if n in minibatch.PEERS] + [n.replace("nanonet@", "nanonet-fit@") for n in extra]
     parts = _parse_list(args.only, PARTS, "part")
     if "seed" not in names:
         names.insert(0, "seed")  # every ratio is to the seed
+    if minibatch.REFERENCE not in mini_names:
+        mini_names.insert(0, minibatch.REFERENCE)  # and in the mini-batch family, to plain numpy
+    dtypes = _parse_list(args.dtypes, workloads.DTYPES, "dtype")
+    configs = _mini_configs(args, dtypes)
+    if args.profile:
+        from . import profile
+
+        return profile.main(configs, threads=args.threads)
     with _blas_threads(args.threads):
         result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
-                           sizes=_parse_sizes(args.sizes) if args.sizes else None,
-                           dtypes=_parse_list(args.dtypes, workloads.DTYPES, "dtype"),
+                           sizes=_parse_sizes(args.sizes) if args.sizes else None, dtypes=dtypes,
                            isolate=args.isolate, baseline_revs=args.baseline,
-                           log=lambda s: print(s, file=sys.stderr))
+                           log=lambda s: print(s, file=sys.stderr), mini_names=mini_names, mini_configs=configs,
+                           threads=args.threads)
     return _report(result, args)
+
+
+def _mini_configs(args, dtypes):
+    """The mini-batch configurations the options choose (None: the default grid of the mode)."""
+    explicit = args.batches or args.models != ",".join(minibatch_problem.MODELS) \
+        or args.losses != ",".join(minibatch_problem.LOSSES) \
+        or args.optimizers != ",".join(minibatch_problem.OPTIMIZERS)
+    if not explicit and not args.profile:
+        return None
+    try:
+        batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else \
+            (QUICK_BATCHES if args.quick or args.profile else minibatch_problem.BATCH_SIZES)
+    except ValueError:
+        batches = ()
+    if not batches or min(batches) < 1:
+        raise SystemExit(f"nanonet bench: --batches expects positive ints, e.g. 1,32,512, got {args.batches!r}")
+    return minibatch_problem.grid(models=_parse_list(args.models, minibatch_problem.MODELS, "model"),
+                                  losses=_parse_list(args.losses, minibatch_problem.LOSSES, "loss"),
+                                  optimizers=_parse_list(args.optimizers, minibatch_problem.OPTIMIZERS, "optimizer"),
+                                  dtypes=dtypes, batches=batches)
 
 
 def _report(result, args):

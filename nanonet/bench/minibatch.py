@@ -1,0 +1,150 @@
+"""The mini-batch ``steps`` family (``nanonet bench --only minibatch``): run it, and tabulate it.
+
+Each configuration of :func:`~nanonet.bench.minibatch_problem.grid` is timed
+with every peer in the same interleaved rounds (each peer in its own worker
+process with ``--isolate``, as the facts of docs/performance.md demand);
+one call is one epoch of ``BATCHES`` batches and the figures are per batch.
+Every ratio is to ``numpy``, the straightforward hand-written numpy step.
+"""
+
+import functools
+import resource
+import tracemalloc
+
+from . import minibatch_numpy, minibatch_peers
+from .minibatch_problem import Config, MiniProblem
+from .peers import PeerUnavailable
+from .tables import fmt_time, table as text_table
+from .timing import Stats, interleave
+
+PEERS = {
+    "numpy": minibatch_numpy.make_numpy,
+    "numpy-inplace": minibatch_numpy.make_numpy_inplace,
+    "nanonet-fit": minibatch_peers.make_fit,
+    "nanonet-loop": minibatch_peers.make_loop,
+    "nanonet-graph": minibatch_peers.make_graph,
+    "torch": minibatch_peers.make_torch,
+    "jax": minibatch_peers.make_jax,
+    "sklearn": minibatch_peers.make_sklearn,
+}
+"""Mini-batch peers in the order they are shown; ``numpy`` is the reference (ratio 1.0)."""
+
+REFERENCE = "numpy"
+
+
+def register_baseline(label, module):
+    """Add ``nanonet-fit@REV`` (nanonet's fit as of a git revision) right after ``nanonet-fit``."""
+    name = label.replace("nanonet@", "nanonet-fit@")
+    items = list(PEERS.items())
+    at = [k for k, _ in items].index("nanonet-fit") + 1
+    items.insert(at, (name, functools.partial(minibatch_peers.make_fit, nn=module)))
+    PEERS.clear()
+    PEERS.update(items)
+    return name
+
+
+def make_peer(name, config):
+    """Peer ``name``'s epoch function for ``config`` (a Config or its dict); raises PeerUnavailable."""
+    if isinstance(config, dict):
+        config = Config(**config)
+    problem = MiniProblem.make(config)
+    epoch = PEERS[name](problem)
+    epoch.batches = problem.batches_per_call()
+    return epoch
+
+
+def _per_batch(stats, batches):
+    return Stats(stats.median / batches, stats.p25 / batches, stats.p75 / batches, stats.min / batches,
+                 stats.n, stats.inner)
+
+
+def _row(config, stats, batches):
+    ref = stats.get(REFERENCE)
+    peers = {}
+    for name, st in stats.items():
+        st = _per_batch(st, batches)
+        peers[name] = dict(st.as_dict(), ratio=st.median / (ref.median / batches) if ref else None)
+    return dict(config.as_dict(), label=config.label, batches=batches, peers=peers)
+
+
+def minibatch_steps(names, configs, skips, *, repeats, min_time, settle=0.0, workers=None, log=print):
+    """One result dict per configuration: each peer's per-batch Stats and its ratio to ``numpy``."""
+    names = [n for n in PEERS if n in names]
+    results = []
+    for config in configs:
+        batches = MiniProblem.make(config).batches_per_call()
+        if workers is not None:
+            stats = workers.interleave_setup(config.as_dict(), skips, repeats=repeats, min_time=min_time,
+                                             warmup=2, settle=settle)
+        else:
+            cases = {}
+            for name in names:
+                try:
+                    cases[name] = make_peer(name, config)
+                except PeerUnavailable as exc:
+                    skips.note(f"{name} ({config.model})", exc)
+            stats = interleave(cases, repeats=repeats, min_time=min_time, warmup=2, settle=settle)
+        row = _row(config, stats, batches)
+        results.append(row)
+        log(f"  {config.label}: " + ", ".join(f"{k} {v['ratio']:.2f}" for k, v in row["peers"].items()
+                                                if v["ratio"] is not None))
+    return results
+
+
+def memory(names, configs, skips, *, epochs=2):
+    """Per batch in steady state: tracemalloc peak above the epoch's start, bytes retained, minor faults.
+
+    Only numpy-based peers (tracemalloc sees numpy's buffers, not torch's or
+    XLA's). The epoch includes its permutation (8 bytes a row), which is
+    per epoch, not per step.
+    """
+    rows = []
+    for config in configs:
+        row = dict(config.as_dict(), label=config.label, peers={})
+        for name in [n for n in PEERS if n in names and (n.startswith("nanonet") or n.startswith("numpy"))]:
+            try:
+                epoch = make_peer(name, config)
+            except PeerUnavailable as exc:
+                skips.note(f"{name} ({config.model})", exc)
+                continue
+            for _ in range(epochs):
+                epoch()
+            faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(epochs):
+                epoch()
+            faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / (epochs * epoch.batches)
+            tracemalloc.start()
+            start, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            epoch()
+            end, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            row["peers"][name] = {"peak_bytes": peak - start, "retained_bytes": end - start,
+                                  "minor_faults_per_batch": faults}
+        rows.append(row)
+    return rows
+
+
+def table(rows):
+    """Ratios to ``numpy`` per configuration (lower is faster), numpy's time per batch in brackets."""
+    names = [n for n in PEERS if any(n in r["peers"] for r in rows)]
+    body = []
+    for r in rows:
+        cells = [r["label"]]
+        for name in names:
+            peer = r["peers"].get(name)
+            if peer is None:
+                cells.append("—")
+            elif name == REFERENCE:
+                cells.append(f"1.00 ({fmt_time(peer['median'])})")
+            else:
+                cells.append(f"{peer['ratio']:.2f} ±{peer['spread'] * peer['ratio']:.2f}")
+        body.append(cells)
+    return text_table(["model loss optimizer dtype batch"] + names, body)
+
+
+def memory_table(rows):
+    body = [[r["label"], name, f"{p['peak_bytes'] / 1024:.1f} KiB", str(p["retained_bytes"]),
+             f"{p['minor_faults_per_batch']:.2f}"] for r in rows for name, p in r["peers"].items()]
+    return text_table(["configuration", "peer", "peak above epoch start", "bytes retained",
+                       "minor faults / batch"], body)
