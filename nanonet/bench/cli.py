@@ -123,7 +123,8 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
             result["minibatch"] = minibatch.minibatch_steps(mini_names, configs, skips, repeats=repeats,
                                                             min_time=min_time, settle=settle, workers=workers,
                                                             log=log)
-        memory_configs = [c for c in configs if c.model == "mlp" and c.batch in (32, 512)][:4] or configs[:1]
+        memory_configs = configs[:1] if quick else \
+            [c for c in configs if c.model == "mlp" and c.batch in (32, 512)][:4] or configs[:1]
         result["minibatch_memory"] = minibatch.memory(mini_names, memory_configs, skips)
     if "seed-run" in parts:
         log("seed run ...")
@@ -193,7 +194,7 @@ def main(args):
     if args.profile:
         from . import profile
 
-        return profile.main(configs, threads=args.threads)
+        return profile.main(configs, threads=args.threads, quick=args.quick)
     with _blas_threads(args.threads):
         result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
                            sizes=_parse_sizes(args.sizes) if args.sizes else None, dtypes=dtypes,

@@ -62,6 +62,7 @@ class Op:
     kwargs: dict
     where: tuple
     frame: object = field(default=None, repr=False)
+    label: object = None
 
 
 @dataclass
@@ -165,11 +166,17 @@ def _on_opcode(frame, record):
             record(Op("-x", operator.neg, (value,), {}, where, frame))
 
 
-def trace(fn, keep_frames=False):
-    """Run ``fn()`` once, counting Python-level calls and recording numpy operations (see the module docstring)."""
+def trace(fn, keep_frames=False, label=None):
+    """Run ``fn()`` once, counting Python-level calls and recording numpy operations (see the module docstring).
+
+    ``label(frame)``, if given, labels each operation while its frame runs
+    (a suspended generator's frame no longer knows its caller).
+    """
     result = Trace()
 
     def record(op):
+        if label is not None:
+            op.label = label(op.frame)
         if not keep_frames:
             op.frame = None
         result.ops.append(op)
