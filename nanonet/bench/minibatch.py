@@ -30,6 +30,7 @@ PEERS = {
 """Mini-batch peers in the order they are shown; ``numpy`` is the reference (ratio 1.0)."""
 
 REFERENCE = "numpy"
+FIT_PEERS = ("nanonet-fit", "nanonet-graph")  # (and nanonet-fit@REV) run FIT_EPOCHS epochs per call
 
 
 def register_baseline(label, module):
@@ -49,7 +50,8 @@ def make_peer(name, config):
         config = Config(**config)
     problem = MiniProblem.make(config)
     epoch = PEERS[name](problem)
-    epoch.batches = problem.batches_per_call()
+    if not hasattr(epoch, "batches"):
+        epoch.batches = problem.batches_per_call()
     return epoch
 
 
@@ -59,12 +61,12 @@ def _per_batch(stats, batches):
 
 
 def _row(config, stats, batches):
-    ref = stats.get(REFERENCE)
-    peers = {}
-    for name, st in stats.items():
-        st = _per_batch(st, batches)
-        peers[name] = dict(st.as_dict(), ratio=st.median / (ref.median / batches) if ref else None)
-    return dict(config.as_dict(), label=config.label, batches=batches, peers=peers)
+    """``batches``: peer name -> batches per call (per-batch figures divide by it)."""
+    per_batch = {name: _per_batch(st, batches[name]) for name, st in stats.items()}
+    ref = per_batch.get(REFERENCE)
+    peers = {name: dict(st.as_dict(), ratio=st.median / ref.median if ref else None, batches=batches[name])
+             for name, st in per_batch.items()}
+    return dict(config.as_dict(), label=config.label, batches=batches.get(REFERENCE), peers=peers)
 
 
 def minibatch_steps(names, configs, skips, *, repeats, min_time, settle=0.0, workers=None, log=print):
@@ -72,7 +74,9 @@ def minibatch_steps(names, configs, skips, *, repeats, min_time, settle=0.0, wor
     names = [n for n in PEERS if n in names]
     results = []
     for config in configs:
-        batches = MiniProblem.make(config).batches_per_call()
+        per_epoch = MiniProblem.make(config).batches_per_call()
+        batches = {name: per_epoch * (minibatch_peers.FIT_EPOCHS if name.startswith(FIT_PEERS) else 1)
+                   for name in names}
         if workers is not None:
             stats = workers.interleave_setup(config.as_dict(), skips, repeats=repeats, min_time=min_time,
                                              warmup=2, settle=settle)
@@ -83,6 +87,8 @@ def minibatch_steps(names, configs, skips, *, repeats, min_time, settle=0.0, wor
                     cases[name] = make_peer(name, config)
                 except PeerUnavailable as exc:
                     skips.note(f"{name} ({config.model})", exc)
+                else:
+                    batches[name] = cases[name].batches
             stats = interleave(cases, repeats=repeats, min_time=min_time, warmup=2, settle=settle)
         row = _row(config, stats, batches)
         results.append(row)

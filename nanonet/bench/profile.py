@@ -65,7 +65,7 @@ def _replay_time(ops):
 
 def _counts(problem):
     """Per-step counts of fit's step and of the numpy step, and fit's ops and calls by phase."""
-    fit = minibatch_peers.make_fit(problem)
+    fit = minibatch_peers.make_fit(problem, epochs=1)
     ref = minibatch_numpy.make_numpy(problem)
     batches = problem.batches_per_call()
     for _ in range(2):
