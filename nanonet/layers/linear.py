@@ -139,6 +139,12 @@ class Linear(Module):
         if scratch is None or scratch[0] is not wg or scratch[1] is not bg or scratch[4].shape[0] != x.shape[0]:
             scratch = self._scratch = _scratch_for(wg, bg, x.shape[0])
         dw, db, ones, joint = scratch[2], scratch[3], scratch[4], scratch[5]
+        blas = scratch[6]
+        if blas is not None:  # small: BLAS adds into the gradients itself (beta=1), one call each
+            blas[0](1.0, grad_out.T, x.T, beta=1.0, c=wg.T, trans_b=1, overwrite_c=1)
+            if bg is not None:
+                blas[1](1.0, grad_out.T, ones, beta=1.0, y=bg, overwrite_y=1)
+            return
         np.dot(x.T, grad_out, out=dw)
         if bg is None:
             np.add(wg, dw, out=wg)
@@ -184,8 +190,9 @@ class Linear(Module):
         bg = None if bias is None else bias.grad
         x_shape = (shape[0], self.in_features)
         scratch = self._scratch = _scratch_for(wg, bg, shape[0])
-        dw, db, ones, joint = scratch[2], scratch[3], scratch[4], scratch[5]
-        w_t = w.T
+        dw, db, ones, joint, blas = scratch[2], scratch[3], scratch[4], scratch[5], scratch[6]
+        gemm, gemv = blas if blas is not None else (None, None)
+        w_t, wg_t = w.T, wg.T
         dot, add, slow = np.dot, np.add, self._backward_into
 
         def backward(grad_out):
@@ -194,10 +201,15 @@ class Linear(Module):
                     or x is None or x.shape != x_shape or self.weight is not weight or weight.value is not w \
                     or weight.grad is not wg or self.bias is not bias or (bias is not None and bias.grad is not bg):
                 return slow(grad_out, out, input_grad)
-            dot(x.T, grad_out, out=dw)
-            if bg is None:
+            if gemm is not None:
+                gemm(1.0, grad_out.T, x.T, beta=1.0, c=wg_t, trans_b=1, overwrite_c=1)
+                if bg is not None:
+                    gemv(1.0, grad_out.T, ones, beta=1.0, y=bg, overwrite_y=1)
+            elif bg is None:
+                dot(x.T, grad_out, out=dw)
                 add(wg, dw, out=wg)
             else:
+                dot(x.T, grad_out, out=dw)
                 dot(ones, grad_out, out=db)
                 if joint is not None:
                     add(joint[0], joint[1], out=joint[0])
@@ -225,12 +237,28 @@ class _Scratch(tuple, Transient):
     __slots__ = ()
 
 
+#: Below this many multiply-adds a weight gradient is added by BLAS itself (gemm with beta=1, gemv for
+#: the bias): one call each instead of a product, its scratch and an add. OpenBLAS runs such small
+#: products on one thread, so scipy's BLAS never wakes a second thread pool beside numpy's.
+BLAS_ACCUMULATE_LIMIT = 65536
+
+
+def _blas_for(wg, bg, rows):
+    """scipy's ``(gemm, gemv)`` for ``wg``'s dtype when they can add into ``wg``/``bg`` in place, else None."""
+    if rows * wg.size > BLAS_ACCUMULATE_LIMIT or wg.dtype not in (np.float32, np.float64) \
+            or not wg.flags.c_contiguous or (bg is not None and not bg.flags.c_contiguous):
+        return None
+    from scipy.linalg import blas  # imported on first use: it takes a while
+
+    return (blas.dgemm, blas.dgemv) if wg.dtype == np.float64 else (blas.sgemm, blas.sgemv)
+
+
 def _scratch_for(wg, bg, rows):
-    """``(wg, bg, dw, db, ones, joint)``: Linear's scratch for these gradient arrays and batch size.
+    """``(wg, bg, dw, db, ones, joint, blas)``: Linear's scratch for these gradient arrays and batch size.
 
     ``dw`` and ``db`` are views of one block; ``joint`` is ``(grads, block)``
     when ``bg`` directly follows ``wg`` in one contiguous array (one add
-    updates both), else None.
+    updates both), else None; ``blas`` is ``_blas_for``'s pair or None.
     """
     block = np.empty(wg.size + (0 if bg is None else bg.size), wg.dtype)
     dw = block[:wg.size].reshape(wg.shape)
@@ -242,4 +270,4 @@ def _scratch_for(wg, bg, rows):
         start = (wg.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // wg.itemsize
         if bg.__array_interface__["data"][0] == wg.__array_interface__["data"][0] + wg.nbytes:
             joint = (base[start:start + block.size], block)
-    return _Scratch((wg, bg, dw, db, np.ones(rows, wg.dtype), joint))
+    return _Scratch((wg, bg, dw, db, np.ones(rows, wg.dtype), joint, _blas_for(wg, bg, rows)))
