@@ -8,14 +8,12 @@ Every ratio is to ``numpy``, the straightforward hand-written numpy step.
 """
 
 import functools
-import resource
-import tracemalloc
 
 from . import minibatch_numpy, minibatch_peers
 from .minibatch_problem import Config, MiniProblem
 from .peers import PeerUnavailable
 from .tables import fmt_time, table as text_table
-from .timing import Stats, interleave
+from .timing import Stats, interleave, memory_per_call
 
 PEERS = {
     "numpy": minibatch_numpy.make_numpy,
@@ -113,20 +111,9 @@ def memory(names, configs, skips, *, epochs=2):
             except PeerUnavailable as exc:
                 skips.note(f"{name} ({config.model})", exc)
                 continue
-            for _ in range(epochs):
-                epoch()
-            faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            for _ in range(epochs):
-                epoch()
-            faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / (epochs * epoch.batches)
-            tracemalloc.start()
-            start, _ = tracemalloc.get_traced_memory()
-            tracemalloc.reset_peak()
-            epoch()
-            end, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            row["peers"][name] = {"peak_bytes": peak - start, "retained_bytes": end - start,
-                                  "minor_faults_per_batch": faults}
+            peak, retained, faults = memory_per_call(epoch, calls=epochs, warmup=epochs)
+            row["peers"][name] = {"peak_bytes": peak, "retained_bytes": retained,
+                                  "minor_faults_per_batch": faults / epoch.batches}
         rows.append(row)
     return rows
 

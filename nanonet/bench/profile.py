@@ -18,15 +18,12 @@ Times are medians of interleaved samples in this process (``timing``);
 they are indicative, the counts are exact.
 """
 
-import resource
-import tracemalloc
-
 import numpy as np
 
 from . import minibatch_numpy, minibatch_peers, trace
 from .minibatch_problem import MiniProblem
 from .tables import table
-from .timing import interleave
+from .timing import interleave, memory_per_call
 
 PHASES = ("batches", "zero_grad", "forward", "loss", "loss.backward", "backward", "optimizer", "fit loop")
 _PHASE_OF = {"epoch_batches": "batches", "zero_grad": "zero_grad", "forward": "forward", "__call__": "loss",
@@ -159,25 +156,6 @@ def _by_layer(ops, layers):
     return found
 
 
-def _memory(run, steps=20):
-    def step():
-        run()
-
-    for _ in range(3):
-        step()
-    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(steps):
-        step()
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / steps
-    tracemalloc.start()
-    start, _ = tracemalloc.get_traced_memory()
-    tracemalloc.reset_peak()
-    step()
-    end, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak - start, end - start, faults
-
-
 def profile(config):
     """The text report of one configuration."""
     problem = MiniProblem.make(config)
@@ -207,7 +185,7 @@ def profile(config):
     if layer_rows:
         lines += ["", "Overhead per layer (µs), each child as the container's plan calls it:", "",
                   table(["layer", "numpy ops", "forward", "numpy", "backward", "numpy", "overhead"], layer_rows)]
-    peak, kept, faults = _memory(step.run)
+    peak, kept, faults = memory_per_call(step.run)
     lines += ["", f"Memory per step in steady state (the bare step): peak {peak} bytes above its start, "
                   f"{kept} bytes left allocated, {faults:.2f} minor page faults."]
     return "\n".join(lines)

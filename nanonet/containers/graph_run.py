@@ -25,7 +25,7 @@ import numpy as np
 
 from .._checks import check_finite
 from .._flat import Transient
-from .plan import BUFFER, FRESH, OWN, Bound, bind_backward, bind_forward, layer_key, takes_buffers
+from .plan import BUFFER, FRESH, OWN, Bound, bind_backward, bind_forward, layer_key, members_current, takes_buffers
 
 
 class GraphPlan(Transient):
@@ -58,13 +58,7 @@ class GraphPlan(Transient):
         self.bound_forward, self.bound_backward = Bound(), Bound()
 
     def current(self):
-        for m, cls in self.members:
-            if m.__class__ is not cls:
-                return False
-            own = m.__dict__
-            if "forward" in own or "backward" in own:
-                return False
-        return True
+        return members_current(self.members)
 
 
 def run_forward(graph, plan, args, bound, check_each, where):

@@ -79,6 +79,17 @@ def bind_backward(layer, mode, shape, dtype, out, input_grad):
     return functools.partial(layer._backward_into, out=out, input_grad=input_grad)
 
 
+def members_current(members):
+    """True while each ``(module, class)`` pair still holds: same class, no forward/backward on the instance."""
+    for m, cls in members:
+        if m.__class__ is not cls:
+            return False
+        own = m.__dict__
+        if "forward" in own or "backward" in own:
+            return False
+    return True
+
+
 class Bound(dict, Transient):
     """Bound calls per input signature; at most ``BOUND_LIMIT`` kept (the oldest go first)."""
 
@@ -126,15 +137,7 @@ class ChainPlan(Transient):
         self.bound_forward, self.bound_backward = Bound(), Bound()
 
     def current(self, layers):
-        if layers is not self.layers:
-            return False
-        for m, cls in self.members:
-            if m.__class__ is not cls:
-                return False
-            own = m.__dict__
-            if "forward" in own or "backward" in own:
-                return False
-        return True
+        return layers is self.layers and members_current(self.members)
 
     def bind_forward(self, layers, signature, inputs):
         """Bind each child's forward for the input ``signature``; ``inputs[i]`` is child i's (shape, dtype)."""

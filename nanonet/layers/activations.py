@@ -231,11 +231,18 @@ class GELU(_Elementwise):
     """
 
     def _forward(self, x):
-        return x * special.ndtr(x), x
+        phi = special.ndtr(x)
+        return x * phi, (x, phi)  # backward reuses Phi(x) instead of computing it again
 
-    def _derivative(self, x):
-        density = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-        return special.ndtr(x) + x * density
+    def _derivative(self, cache):
+        x, phi = cache
+        d = np.multiply(x, x)                 # the same numbers as Phi(x) + x * exp(-x*x/2) / sqrt(2 pi),
+        d *= -0.5                             # in one array
+        np.exp(d, out=d)
+        d *= 1 / math.sqrt(2 * math.pi)
+        d *= x
+        d += phi
+        return d
 
 
 class Softplus(_Elementwise):
