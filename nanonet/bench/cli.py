@@ -194,7 +194,8 @@ def main(args):
     if args.profile:
         from . import profile
 
-        return profile.main(configs, threads=args.threads, quick=args.quick)
+        with _blas_threads(args.threads):
+            return profile.main(configs, quick=args.quick)
     with _blas_threads(args.threads):
         result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
                            sizes=_parse_sizes(args.sizes) if args.sizes else None, dtypes=dtypes,

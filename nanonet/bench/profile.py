@@ -191,13 +191,10 @@ def profile(config):
     return "\n".join(lines)
 
 
-def main(configs, threads=None, quick=False):
+def main(configs, quick=False):
     """Print the profile of each configuration (``quick``: short timings, for a smoke test)."""
-    from .cli import _blas_threads
-
     _TIMING.update(repeats=3, min_time=0.002) if quick else _TIMING.update(repeats=7, min_time=0.02)
-    with _blas_threads(threads):
-        for config in configs:
-            print(profile(config))
-            print()
+    for config in configs:
+        print(profile(config))
+        print()
     return 0
