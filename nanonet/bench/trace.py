@@ -6,7 +6,8 @@
 - ``python_calls``: Python frames entered (functions, methods, generator
   resumptions), nanonet's and everyone else's (numpy's Python wrappers too);
 - ``ops``: the numpy operations, one :class:`Op` each: a call of a numpy
-  function, ufunc, ``ufunc`` method or ``ndarray`` method, an arithmetic or
+  function, ufunc, ``ufunc`` method or ``ndarray`` method (or of one of
+  scipy's BLAS routines, which Linear uses), an arithmetic or
   comparison operator with an array operand, and an indexing (read or write)
   of an array. Operations made *inside* numpy's own Python code are not
   counted again: the call into numpy is the operation.
@@ -100,8 +101,8 @@ def _is_array(value):
 
 
 def numpy_callable(fn):
-    """True for numpy functions, ufuncs and their methods, and ndarray methods."""
-    if isinstance(fn, np.ufunc) or type(fn).__name__ == "_ArrayFunctionDispatcher":
+    """True for numpy functions, ufuncs and their methods, ndarray methods, and scipy's BLAS/LAPACK routines."""
+    if isinstance(fn, np.ufunc) or type(fn).__name__ in ("_ArrayFunctionDispatcher", "fortran"):
         return True
     owner = getattr(fn, "__self__", None)
     if owner is not None and not isinstance(owner, type(sys)):

@@ -20,8 +20,7 @@ from .._checks import check_array, check_backward_ready, who
 from ..module import _DETECT_ANOMALY, Module
 from .graph_build import shape_text
 from .graph_plan import compile_graph
-from .graph_run import (GraphPlan, bind_graph_backward, bind_graph_forward, run_backward, run_chain_backward,
-                        run_chain_forward, run_forward)
+from .graph_run import GraphPlan, bind_graph_backward, bind_graph_forward, run_backward, run_forward
 
 _anomaly = _DETECT_ANOMALY.get  # inside ``nn.detect_anomaly()``: check every step's output
 from .sequential import check_no_reuse, child_error
@@ -197,16 +196,25 @@ class Graph(Module):
         bound = None
         if x.__class__ is np.ndarray and len(self._input_names) == 1 and not check_each:
             bound = plan.bound_forward.get((x.shape, x.dtype))
+        if bound is not None and bound[3] is not None:  # a bound chain: one call per step, as Sequential
+            self._slot_full_shapes, self._slot_dtypes, self._dict_mode = bound[1], bound[2], False
+            i = 0
+            try:
+                for i, call in enumerate(bound[3]):
+                    x = call(x)
+            except Exception as exc:
+                new = child_error(self, self._layer_names[i], self._layers[i], exc, "forward")
+                if new is None:
+                    raise
+                raise new from exc
+            return x
         if bound is not None:  # the plan prepared for this input: it was checked when it was bound
             args, dict_mode = inputs, False
         else:
             args, dict_mode = self._bind_inputs(inputs)
         where = [0]
         try:
-            if bound is not None and bound[3] is not None:
-                slots = run_chain_forward(self, bound[3], args[0], where)
-            else:
-                slots = run_forward(self, plan, args, None if bound is None else bound[0], check_each, where)
+            slots = run_forward(self, plan, args, None if bound is None else bound[0], check_each, where)
         except Exception as exc:
             i = where[0]
             new = child_error(self, self._layer_names[i], self._layers[i], exc, "forward")
@@ -301,8 +309,12 @@ class Graph(Module):
             grads, bound = self._bind_output_grads(grad_out), None  # (it raises)
         where = [len(self._steps) - 1]
         try:
-            if bound is not None and bound[1] is not None:
-                results = run_chain_backward(self, bound[1], grads[0], where)
+            if bound is not None and bound[1] is not None:  # a bound chain
+                g = grads[0]
+                for i in range(len(self._steps) - 1, -1, -1):
+                    where[0] = i
+                    g = bound[1][i](g)
+                results = [g]
             else:
                 results = run_backward(self, plan, grads, input_grad, None if bound is None else bound[0],
                                        check_each, where)

@@ -103,8 +103,9 @@ def run_forward(graph, plan, args, bound, check_each, where):
 def bind_graph_forward(graph, plan, slots, shapes, dtypes):
     """Bind the fast steps for the forward that filled ``slots`` (kept per input shape and dtype).
 
-    Kept: ``(calls, shapes, dtypes, chain)``; ``chain`` is ``[(call, in_slot, out_slot), ...]`` when
-    every step is a bound fast one (a chain of Linear/ReLU), run by the shortest loop.
+    Kept: ``(calls, shapes, dtypes, chain)``; ``chain`` is the list of calls when the steps are bound fast
+    ones each reading the previous one's output (a chain of Linear/ReLU): ``Graph`` then runs them as
+    ``Sequential`` runs its children.
     """
     calls = []
     for i, (module, ins, outs, multi, simple) in enumerate(graph._steps):
@@ -114,21 +115,19 @@ def bind_graph_forward(graph, plan, slots, shapes, dtypes):
         else:
             x = slots[ins[0]]
             calls.append(bind_forward(module, mode, x.shape, x.dtype, plan.forward_buffers[i]))
-    chain = None
-    if None not in calls:
-        chain = [(call, step[1][0], step[2][0]) for call, step in zip(calls, graph._steps)]
+    chain = calls if None not in calls and _linear(graph) else None
     x = slots[0]
     plan.bound_forward.keep((x.shape, x.dtype), (calls, shapes, dtypes, chain))
 
 
-def run_chain_forward(graph, chain, x, where):
-    """``run_forward`` for a graph whose every step is a bound fast one."""
-    slots = [None] * len(graph._slot_names)
-    slots[0] = x
-    for i, (call, source, target) in enumerate(chain):
-        where[0] = i
-        slots[target] = call(slots[source])
-    return slots
+def _linear(graph):
+    """True when step i reads only step i-1's output (step 0 the input) and the last step makes the output."""
+    follow = 0
+    for _, ins, outs, _, simple in graph._steps:
+        if not simple or ins[0] != follow:
+            return False
+        follow = outs[0]
+    return graph._output_slots == [follow] and len(graph._input_names) == 1
 
 
 def _add(acc, owned, slot, g, exclusive):
@@ -196,8 +195,7 @@ def run_backward(graph, plan, grads, input_grad, bound, check_each, where):
 def bind_graph_backward(graph, plan, grad, input_grad):
     """Bind the fast steps' backward for gradients like ``grad`` (after a backward that succeeded).
 
-    Kept: ``(calls, chain)``, ``chain`` as in ``bind_graph_forward`` (for a chain in which every slot
-    feeds one step, so that no gradient is ever summed).
+    Kept: ``(calls, chain)``, ``chain`` as in ``bind_graph_forward``.
     """
     full, dtypes = graph._slot_full_shapes, graph._slot_dtypes
     calls = []
@@ -209,20 +207,5 @@ def bind_graph_backward(graph, plan, grad, input_grad):
             s = outs[0]
             calls.append(bind_backward(module, mode, full[s], dtypes[s], plan.backward_buffers[i],
                                        input_grad if mode is FRESH else True))
-    chain = None
-    readers = [s for step in graph._steps for s in step[1]]
-    if None not in calls and len(readers) == len(set(readers)):
-        chain = [(call, step[2][0], step[1][0]) for call, step in zip(calls, graph._steps)]
+    chain = calls if None not in calls and _linear(graph) else None
     plan.bound_backward.keep((grad.shape, grad.dtype, bool(input_grad)), (calls, chain))
-
-
-def run_chain_backward(graph, chain, grad, where):
-    """``run_backward`` for a bound chain: each step's input gradient is the next one's grad_out."""
-    acc = [None] * len(graph._slot_names)
-    acc[graph._output_slots[0]] = grad
-    for i in range(len(chain) - 1, -1, -1):
-        where[0] = i
-        call, source, target = chain[i]
-        acc[target] = call(acc[source])
-        acc[source] = None
-    return acc[:len(graph._input_names)]
