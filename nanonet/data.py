@@ -28,8 +28,8 @@ def batches(x, y, batch_size, shuffle=True, rng=None, *, drop_last=False, rank=0
 
     With ``shuffle=True`` the rows are put in a random order drawn from
     ``rng`` (an int seed or a ``numpy.random.Generator``; a Generator is
-    advanced, so successive epochs differ), permuting ``x`` and ``y`` once per
-    call; otherwise in their order, as views.
+    advanced, so successive epochs differ), one permutation per call, each
+    batch gathered into new arrays; otherwise in their order, as views.
 
     **The last partial batch.** When ``batch_size`` does not divide the number
     of samples ``N``, the last batch is smaller (``N % batch_size`` rows) and
@@ -65,10 +65,13 @@ def batches(x, y, batch_size, shuffle=True, rng=None, *, drop_last=False, rank=0
     if world_size > 1:
         yield from _shards(x, y, batch_size, shuffle, rng, drop_last, rank, world_size)
         return
-    if shuffle:
-        order = as_generator(rng).permutation(n)
-        x, y = np.take(x, order, axis=0), np.take(y, order, axis=0)
     stop = n - n % batch_size if drop_last else n
+    if shuffle:  # each batch gathered on its own: no copy of the whole data set per epoch
+        order = as_generator(rng).permutation(n)
+        for start in range(0, stop, batch_size):
+            rows = order[start:start + batch_size]
+            yield x.take(rows, axis=0), y.take(rows, axis=0)
+        return
     for start in range(0, stop, batch_size):
         yield x[start:start + batch_size], y[start:start + batch_size]
 

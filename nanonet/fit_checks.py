@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from . import _flat
+
 
 def not_a_class(name, value, example):
     if isinstance(value, type):
@@ -40,27 +42,45 @@ def check_optimizer_owns(model, optimizer):
 
 
 def finite_check_plan(params):
-    """``[(param, ones)]`` for ``check_gradients_finite``: a vector of ones per parameter, made once per fit."""
-    return [(p, np.ones(p.value.size, dtype=p.value.dtype)) for p in params]
+    """What ``check_gradients_finite`` reads, made once per fit: ``(params, [(run, block, ones)])``.
+
+    Gradients laid out in one block (``Sequential`` and ``Graph`` flatten
+    theirs, see ``nanonet._flat``) are checked with one dot product per
+    block; any other gradient with one of its own.
+    """
+    items = []
+    for run in _flat.runs(params):
+        grad = run.grad if run.grad is not None else run.params[0].grad
+        items.append((run, run.grad, np.ones(grad.size, dtype=grad.dtype)))
+    return list(params), items
 
 
 def check_gradients_finite(ctx, epoch, batch, loss):
     """Raise ``FloatingPointError`` naming the parameter whose gradient holds NaN/Inf (before any step).
 
-    One BLAS dot per parameter with a vector of ones: the sum of a gradient
-    is finite when every element is (NaN and Inf propagate; a finite sum only
-    overflows for elements near 1e308, and then each element is looked at).
+    One BLAS dot with a vector of ones per gradient block: the sum of a
+    gradient is finite when every element is (NaN and Inf propagate; a
+    finite sum only overflows for elements near 1e308, and then each element
+    is looked at). A block whose parameters' gradients were replaced since
+    the plan was made is not trusted: each gradient is then looked at.
     """
+    params, items = ctx.finite_check or ((), ())
     total, dot = 0.0, np.dot
     try:
-        for p, ones in ctx.finite_check:
-            total += dot(p.grad.ravel(), ones)
+        for run, block, ones in items:
+            if block is None:
+                total += dot(run.params[0].grad.ravel(), ones)
+            elif run.intact():
+                total += dot(block, ones)
+            else:
+                total = math.nan
+                break
     except (ValueError, AttributeError, TypeError):  # a .grad replaced by another shape or type: look closer
         total = math.nan
     if math.isfinite(total):
         return
     names = {id(p): name for name, p in ctx.model.named_parameters()}
-    for p, _ in ctx.finite_check:
+    for p in params:
         if not isinstance(p.grad, np.ndarray) or p.grad.dtype.kind != "f":
             continue  # the optimizer names a .grad of the wrong type or shape
         bad = ~np.isfinite(p.grad)

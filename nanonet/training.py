@@ -9,11 +9,12 @@ from ._checks import check_finite, check_number
 from ._extras import missing
 from ._rng import as_generator
 from . import metrics as metrics_mod
-from .data import batches, check_batch_size, check_pair, num_batches
+from .data import check_batch_size, check_pair, num_batches
+from ._train_step import backward_of, epoch_batches, zero_grad_of
 from .fit_checks import (check_gradients_finite, check_optimizer_owns, finite_check_plan, not_a_class,
                          optimizer_parameters)
 from .inference import evaluate, predict  # noqa: F401 (re-exported: nn.evaluate, nn.predict)
-from .module import Module
+from .module import Module, anomaly_enabled
 from .optim.clip import clip_grad_norm as _clip
 
 HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
@@ -111,9 +112,10 @@ class FitContext:
     stop_training: bool = False
     stop_reason: str = None
     callbacks: list = field(default_factory=list)
-    finite_check: list = field(default_factory=list)  # (parameter, ones) of what the optimizer steps, see fit_checks
+    finite_check: tuple = ()  # what the optimizer steps, as fit_checks.finite_check_plan lays it out
     rank: int = 0
     world_size: int = 1
+    scratch: dict = field(default_factory=dict, repr=False)  # buffers fit reuses from epoch to epoch
 
     def stop(self, reason):
         """Ask ``fit`` to stop after the current batch; the first reason is kept."""
@@ -263,14 +265,26 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size=32, validation_da
 
 
 def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
-    model, loss_fn = ctx.model, ctx.loss_fn
+    """One epoch of steps; returns its logs. The per-batch work is only the step itself:
+
+    what can be decided once (how to zero the gradients, whether the model
+    can skip dJ/dx of the data, which callbacks want ``on_batch_end``) is
+    decided here, the shuffled rows are gathered into buffers reused from
+    epoch to epoch, and each batch is a view of them.
+    """
+    model, loss_fn, optimizer = ctx.model, ctx.loss_fn, ctx.optimizer
     model.train()
+    zero_grad = zero_grad_of(model, optimizer)
+    forward = model if anomaly_enabled() else model.forward  # fit checked the data for NaN/Inf once
+    backward = backward_of(model)
+    params = model.parameters() if clip is not None else None
+    batch_end = [cb.on_batch_end for cb in ctx.callbacks if callable(getattr(cb, "on_batch_end", None))]
     total, count = 0.0, 0
     tracker = metrics_mod.Tracker(metrics) if metrics else None
-    for b, (xb, yb) in enumerate(batches(x, y, ctx.batch_size, shuffle=shuffle, rng=ctx.rng)):
+    for b, (xb, yb) in enumerate(epoch_batches(ctx, x, y, shuffle)):
         n = len(xb)
-        model.zero_grad()
-        pred = model(xb)
+        zero_grad()
+        pred = forward(xb)
         try:
             loss = loss_fn(pred, yb)
         except FloatingPointError:          # the model's output holds NaN/Inf (the data were checked)
@@ -279,14 +293,17 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
         if finite:
             if tracker is not None:
                 tracker.update(pred, yb)
-            model.backward(loss_fn.backward())
+            backward(loss_fn.backward())
             check_gradients_finite(ctx, epoch + 1, b + 1, loss)  # numbers a user reads count from 1
-            if clip is not None:
-                _clip(model.parameters(), clip)
-            ctx.optimizer.step()
+            if params is not None:
+                _clip(params, clip)
+            optimizer.step()
         total += loss * n
         count += n
-        _dispatch(ctx.callbacks, "on_batch_end", b, {"loss": loss, "size": n})
+        if batch_end:
+            logs = {"loss": loss, "size": n}
+            for hook in batch_end:
+                hook(b, logs)
         if not finite and not ctx.stop_training:
             raise FloatingPointError(
                 f"fit: the loss became {loss} at epoch {epoch + 1}, batch {b + 1}; that batch was not stepped on. "

@@ -54,7 +54,8 @@ def test_quick_runs_the_steps_within_its_budget_and_names_what_it_left_out(capsy
     # the first case always runs; every later one is named as not run
     assert head[2] == ("Not run: training step 500x10x64 float32 (the 1e-09 s budget was spent); "
                        "training step 64x32x32 float64 (the 1e-09 s budget was spent); "
-                       "training step 64x32x32 float32 (the 1e-09 s budget was spent)")
+                       "training step 64x32x32 float32 (the 1e-09 s budget was spent); "
+                       "mini-batch steps (the 1e-09 s budget was spent)")
     assert "| 500×10×64 f64" in out and "Whole seed run" not in out and "% of ceiling" not in out
 
 

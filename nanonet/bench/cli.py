@@ -16,11 +16,12 @@ import sys
 import time
 
 from .._extras import missing
-from . import baseline, conv, isolated, layers, peers, report, sequence, workloads
+from . import baseline, conv, isolated, layers, minibatch, minibatch_problem, peers, report, sequence, workloads
 
-PARTS = ("steps", "seed-run", "layers", "gradcheck", "memory", "conv", "seq")
-QUICK_PARTS = ("steps",)  # the seed run is the 500x10x64 float64 step 100 times: too long for a first look
+PARTS = ("steps", "minibatch", "seed-run", "layers", "gradcheck", "memory", "conv", "seq")
+QUICK_PARTS = ("steps", "minibatch")  # the seed run is 100 steps at 500x10x64 float64: too long for a first look
 QUICK_BUDGET_S = 5.0  # no new case (or round) starts after this: with imports and the report, under 15 s
+QUICK_BATCHES = (1, 32, 512)
 #: parts run only when named in --only: "distributed" launches mpiexec (see nanonet.bench.distributed).
 OPT_IN_PARTS = ("distributed",)
 
@@ -33,8 +34,9 @@ def add_arguments(parser):
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of ratio against size (needs matplotlib)")
     parser.add_argument("--write-docs", nargs="?", const="docs/performance.md", metavar="PATH",
                         help="regenerate the results block of docs/performance.md (or PATH)")
-    parser.add_argument("--peers", default=",".join(peers.PEERS),
-                        help=f"comma-separated peers (default: all of {', '.join(peers.PEERS)})")
+    parser.add_argument("--peers", default=None,
+                        help=f"comma-separated peers (default: all): seed-shaped steps {', '.join(peers.PEERS)}; "
+                             f"mini-batch family {', '.join(minibatch.PEERS)}")
     parser.add_argument("--only", default=None,
                         help=f"comma-separated parts to run (default: all of {', '.join(PARTS)}; "
                              f"with --quick: {', '.join(QUICK_PARTS)}; also {', '.join(OPT_IN_PARTS)}, "
@@ -55,6 +57,19 @@ def add_arguments(parser):
                         help="do not run: report (table, --plot, --write-docs) from results saved with --json")
     parser.add_argument("--baseline", metavar="REV", action="append", default=[],
                         help="also time nanonet as it was at git revision REV (before/after in one run)")
+    family = parser.add_argument_group("the mini-batch steps family (--only minibatch)")
+    family.add_argument("--models", default=",".join(minibatch_problem.MODELS),
+                        help="models: mlp (64-128-10, the whole grid), residual (a Graph), norm "
+                             "(LayerNorm, GELU, Dropout); the last two run ce/adam only")
+    family.add_argument("--batches", default=None, metavar="B,...",
+                        help=f"batch sizes (default {','.join(map(str, minibatch_problem.BATCH_SIZES))}; "
+                             f"--quick: {','.join(map(str, QUICK_BATCHES))})")
+    family.add_argument("--losses", default=",".join(minibatch_problem.LOSSES), help="ce, mse")
+    family.add_argument("--optimizers", default=",".join(minibatch_problem.OPTIMIZERS), help="sgd (momentum), adam")
+    parser.add_argument("--profile", action="store_true",
+                        help="do not time: print numpy and Python-level calls per step, the overhead per layer "
+                             "in µs and the allocations per step of nanonet's mini-batch step (the family's "
+                             "configurations, filtered by --models, --batches, --losses, --optimizers, --dtypes)")
 
 
 def _parse_list(text, allowed, what):
@@ -76,13 +91,17 @@ def _parse_sizes(text):
 
 
 def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=None, sizes=None,
-              dtypes=workloads.DTYPES, isolate=False, baseline_revs=(), log=print, budget_s=None):
+              dtypes=workloads.DTYPES, isolate=False, baseline_revs=(), log=print, budget_s=None, mini_names=None,
+              mini_configs=None, threads=None):
     """Run the chosen parts; returns the result dict (what ``--json`` writes).
 
     ``quick``: few repeats of short samples, and no GEMM ceiling (a
     few-millisecond ceiling is not one to compare against). ``budget_s``:
     after that many seconds no new case starts; the cases not run are
     listed in ``meta["not_run"]`` and at the top of the report.
+    ``mini_names`` and ``mini_configs`` choose the peers and configurations of
+    the mini-batch family (default: every peer; the grid, or a small one with ``quick``).
+    ``threads`` limits the BLAS (and XLA) threads of ``isolate``'s worker processes too.
     """
     asked_repeats = repeats
     repeats = repeats or (5 if quick else 9)
@@ -101,7 +120,7 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
 
     skips = workloads.Skips()
     result = {"meta": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                       "quick": quick, "isolated_steps": isolate, "settle_s": settle, "repeats": repeats, "min_sample_s": min_time, "peers": list(names), "parts": list(parts),
+                       "quick": quick, "isolated_steps": isolate, "threads": threads, "settle_s": settle, "repeats": repeats, "min_sample_s": min_time, "peers": list(names), "parts": list(parts),
                        "command": "nanonet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
                        else "nanonet.bench.cli.run_suite"},
               "skipped": skips}
@@ -113,13 +132,30 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
         sizes = sizes or (workloads.QUICK_SIZES if quick else workloads.FULL_SIZES)
         result["steps"] = []
         with contextlib.ExitStack() as stack:
-            workers = stack.enter_context(isolated.Workers(names, baseline_revs)) if isolate else None
+            workers = stack.enter_context(isolated.Workers(names, baseline_revs, threads=threads)) \
+                if isolate else None
             for i, size in enumerate(sizes):  # one case at a time, so that the budget is checked between them
                 for j, dt in enumerate(dtypes):
                     if time_left(f"training step {'x'.join(map(str, size))} {dt}", first=i == j == 0):
                         result["steps"] += workloads.training_steps(
                             names, [size], skips, result.get("gemm_ceiling"), dtypes=(dt,), repeats=repeats,
                             min_time=min_time, settle=settle, workers=workers, log=log, deadline=deadline)
+    if "minibatch" in parts and time_left("mini-batch steps"):
+        log("mini-batch steps ...")
+        mini_names = list(minibatch.PEERS) if mini_names is None else mini_names
+        configs = mini_configs or minibatch_problem.grid(models=("mlp",), losses=("ce",), optimizers=("adam",),
+                                                         dtypes=dtypes, batches=QUICK_BATCHES[:2]) if quick \
+            else mini_configs or minibatch_problem.grid(dtypes=dtypes)
+        with contextlib.ExitStack() as stack:
+            workers = stack.enter_context(isolated.Workers(mini_names, baseline_revs, family="minibatch",
+                                                           threads=threads)) \
+                if isolate else None
+            result["minibatch"] = minibatch.minibatch_steps(mini_names, configs, skips, repeats=repeats,
+                                                            min_time=min_time, settle=settle, workers=workers,
+                                                            log=log)
+        memory_configs = configs[:1] if quick else \
+            [c for c in configs if c.model == "mlp" and c.batch in (32, 512)][:4] or configs[:1]
+        result["minibatch_memory"] = minibatch.memory(mini_names, memory_configs, skips)
     if "seed-run" in parts and time_left("seed run"):
         log("seed run ...")
         result["seed_run"] = workloads.seed_run(names, skips, repeats=3 if quick else repeats, settle=settle,
@@ -150,7 +186,7 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
         log("sequence models ...")
         seq_names = [n for n in names if n in sequence.FACTORIES]
         with contextlib.ExitStack() as stack:
-            workers = stack.enter_context(isolated.Workers(seq_names)) if isolate else None
+            workers = stack.enter_context(isolated.Workers(seq_names, threads=threads)) if isolate else None
             result["seq"] = sequence.seq_steps(seq_names, skips, quick=quick, dtypes=dtypes, repeats=repeats,
                                                min_time=min_time, settle=settle, workers=workers, log=log)
     result["meta"]["machine"] = report.machine_info()
@@ -185,6 +221,8 @@ def _load(path):
         raise SystemExit(f"nanonet bench: cannot read results from {path}: {exc}")
     for name in (n for row in result.get("steps", []) for n in row["peers"]):
         peers.PEERS.setdefault(name, None)  # a baseline peer of that run, shown in the table
+    for name in (n for row in result.get("minibatch", []) for n in row["peers"]):
+        minibatch.PEERS.setdefault(name, None)
     return result
 
 
@@ -193,21 +231,53 @@ def main(args):
         raise SystemExit(f"nanonet bench: --repeats must be at least 1, got {args.repeats}")
     if args.from_json:
         return _report(_load(args.from_json), args)
+    every = list(dict.fromkeys([*peers.PEERS, *minibatch.PEERS]))
+    chosen = every if args.peers is None else _parse_list(args.peers, every, "peer")
     extra = [baseline.register(rev) for rev in args.baseline]
-    names = _parse_list(args.peers, peers.PEERS, "peer") + extra
+    names = [n for n in chosen if n in peers.PEERS] + extra
+    mini_names = [n for n in chosen if n in minibatch.PEERS] + [n.replace("nanonet@", "nanonet-fit@") for n in extra]
     parts = _parse_list(args.only or ",".join(QUICK_PARTS if args.quick else PARTS), PARTS + OPT_IN_PARTS, "part")
     budget = args.budget if args.budget is not None else (QUICK_BUDGET_S if args.quick else None)
     if budget is not None and budget < 0:
         raise SystemExit(f"nanonet bench: --budget must be >= 0 seconds, got {args.budget}")
     if "seed" not in names:
         names.insert(0, "seed")  # every ratio is to the seed
+    if minibatch.REFERENCE not in mini_names:
+        mini_names.insert(0, minibatch.REFERENCE)  # and in the mini-batch family, to plain numpy
+    dtypes = _parse_list(args.dtypes, workloads.DTYPES, "dtype")
+    configs = _mini_configs(args, dtypes)
+    if args.profile:
+        from . import profile
+
+        with _blas_threads(args.threads):
+            return profile.main(configs, quick=args.quick)
     with _blas_threads(args.threads):
         result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
-                           sizes=_parse_sizes(args.sizes) if args.sizes else None,
-                           dtypes=_parse_list(args.dtypes, workloads.DTYPES, "dtype"),
+                           sizes=_parse_sizes(args.sizes) if args.sizes else None, dtypes=dtypes,
                            isolate=args.isolate, baseline_revs=args.baseline, budget_s=budget or None,
-                           log=lambda s: print(s, file=sys.stderr))
+                           log=lambda s: print(s, file=sys.stderr), mini_names=mini_names, mini_configs=configs,
+                           threads=args.threads)
     return _report(result, args)
+
+
+def _mini_configs(args, dtypes):
+    """The mini-batch configurations the options choose (None: the default grid of the mode)."""
+    explicit = args.batches or args.models != ",".join(minibatch_problem.MODELS) \
+        or args.losses != ",".join(minibatch_problem.LOSSES) \
+        or args.optimizers != ",".join(minibatch_problem.OPTIMIZERS)
+    if not explicit and not args.profile:
+        return None
+    try:
+        batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else \
+            (QUICK_BATCHES if args.quick or args.profile else minibatch_problem.BATCH_SIZES)
+    except ValueError:
+        batches = ()
+    if not batches or min(batches) < 1:
+        raise SystemExit(f"nanonet bench: --batches expects positive ints, e.g. 1,32,512, got {args.batches!r}")
+    return minibatch_problem.grid(models=_parse_list(args.models, minibatch_problem.MODELS, "model"),
+                                  losses=_parse_list(args.losses, minibatch_problem.LOSSES, "loss"),
+                                  optimizers=_parse_list(args.optimizers, minibatch_problem.OPTIMIZERS, "optimizer"),
+                                  dtypes=dtypes, batches=batches)
 
 
 def _report(result, args):

@@ -18,8 +18,33 @@ import time
 from .timing import Stats, calibrate
 
 
-def _worker(conn, name, baseline_revs):
+def _make(family, name, arg):
+    """The callable a worker times: a seed-shaped step, or a mini-batch epoch (``family``)."""
+    from . import minibatch, peers
+
+    if family == "minibatch":
+        return minibatch.make_peer(name, arg)
+    n, n_in, hidden, dtype = arg
+    return peers.make_step(name, peers.Problem.make(n, n_in, hidden, dtype, rng=0))
+
+
+def _limit_threads(threads):
+    """In a fresh worker: ``threads`` BLAS threads (threadpoolctl; torch follows numpy), and as many for XLA."""
+    import os
+
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                               f"intra_op_parallelism_threads={threads}").strip()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def _worker(conn, name, baseline_revs, family="steps", threads=None):
     from . import baseline, peers
+
+    limits = _limit_threads(threads) if threads else None  # noqa: F841 (kept for the worker's life)
 
     for rev in baseline_revs:
         baseline.register(rev)
@@ -31,8 +56,7 @@ def _worker(conn, name, baseline_revs):
         kind, arg = msg
         try:
             if kind == "setup":
-                n, n_in, hidden, dtype = arg
-                step = peers.make_step(name, peers.Problem.make(n, n_in, hidden, dtype, rng=0))
+                step = _make(family, name, arg)
                 conn.send(("ok", None))
             elif kind == "factory":  # another workload: "module:function"(name, spec, dtype) makes the step
                 path, spec, dtype = arg
@@ -59,12 +83,13 @@ def _worker(conn, name, baseline_revs):
 class Workers:
     """One worker process per peer name; ``with Workers(names) as w: w.interleave(...)``."""
 
-    def __init__(self, names, baseline_revs=()):
+    def __init__(self, names, baseline_revs=(), family="steps", threads=None):
         ctx = multiprocessing.get_context("spawn")
         self.procs = {}
         for name in names:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, name, list(baseline_revs)), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, name, list(baseline_revs), family, threads),
+                               daemon=True)
             proc.start()
             self.procs[name] = (proc, parent)
 
@@ -98,11 +123,18 @@ class Workers:
         (``"module:function"``) times another workload: each worker builds its step with
         ``function(name, size, dtype)`` instead of the MLP of ``size``.
         """
+        setup, kind = ((factory, size, dtype), "factory") if factory else ((*size, dtype), "setup")
+        return self.interleave_setup(setup, skips, repeats=repeats, min_time=min_time, warmup=warmup,
+                                     settle=settle, seed=seed, local=local, kind=kind)
+
+    def interleave_setup(self, setup, skips, *, repeats, min_time, warmup=2, settle=0.0, seed=0, local=None,
+                         kind="setup"):
+        """``interleave`` for the callable each worker builds from ``setup`` (see ``_make``; ``kind="factory"``:
+        ``setup`` is ``("module:function", spec, dtype)``)."""
         local = local or {}
         live = []
         for name in self.procs:
-            setup = ("factory", (factory, size, dtype)) if factory else ("setup", (*size, dtype))
-            status, value = self._ask(name, *setup)
+            status, value = self._ask(name, kind, setup)
             if status == "unavailable":
                 skips.note(name, value)
             else:

@@ -207,32 +207,30 @@ def build_nanonet(problem, nn=None):
 
 
 def make_nanonet(problem, nn=None):
-    """nanonet's Module API: zero_grad, loss, backward, in-place SGD.
+    """nanonet as a user runs it: ``opt.zero_grad()``, the loss, backward, ``opt.step()`` (``nn.optim.SGD``).
 
     nanonet's MSE is ``mean((pred - y)^2)`` without the seed's 1/2, so its
     gradient is twice the seed's: the step uses ``lr / 2`` to take the very
-    same step (the work is the same either way).
+    same step (the work is the same either way). Plain SGD is the seed's
+    update, ``p -= lr * g``, per element.
 
     Uses ``Sequential.backward(grad, input_grad=False)`` when the container
     offers it (nobody needs dJ/dx of the data in training).
     """
     model, loss_fn = build_nanonet(problem, nn)
-    x, y, lr = problem.x, problem.y, problem.lr
+    x, y = problem.x, problem.y
     params = model.parameters()
-    scratch = [np.empty_like(p.value) for p in params]
-    lr = problem.dtype.type(lr / 2)
+    opt = (nn or __import__("nanonet")).optim.SGD(params, lr=problem.lr / 2)
     skip_input = _accepts_input_grad(model)
 
     def step():
-        model.zero_grad()
+        opt.zero_grad()
         loss_fn(model(x), y)
         if skip_input:
             model.backward(loss_fn.backward(), input_grad=False)
         else:
             model.backward(loss_fn.backward())
-        for p, s in zip(params, scratch):
-            np.multiply(p.grad, lr, out=s)
-            p.value -= s
+        opt.step()
 
     step.params = lambda: [p.value for p in params[0::2] + params[1::2]]
     return step

@@ -9,14 +9,12 @@
 - ``memory``: tracemalloc peak and minor page faults per step.
 """
 
-import resource
 import time
-import tracemalloc
 
 import numpy as np
 
 from . import peers as peers_mod
-from .timing import Stats, interleave, is_noisy, ratio_spread
+from .timing import Stats, interleave, is_noisy, memory_per_call, ratio_spread
 
 FULL_SIZES = [(500, 10, 64), (64, 32, 32), (500, 10, 256), (1024, 256, 1024), (4096, 512, 2048)]
 QUICK_SIZES = [(500, 10, 64), (64, 32, 32)]
@@ -178,20 +176,8 @@ def memory(names, sizes, skips, *, steps=20):
             step = build_steps([name], problem, skips).get(name)
             if step is None:
                 continue
-            for _ in range(3):
-                step()
-            faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            for _ in range(steps):
-                step()
-            faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / steps
-            tracemalloc.start()
-            start, _ = tracemalloc.get_traced_memory()
-            tracemalloc.reset_peak()
-            step()
-            end, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            row["peers"][name] = {"peak_bytes": peak - start, "retained_bytes": end - start,
-                                  "minor_faults_per_step": faults}
+            peak, retained, faults = memory_per_call(step, calls=steps)
+            row["peers"][name] = {"peak_bytes": peak, "retained_bytes": retained, "minor_faults_per_step": faults}
         results.append(row)
     return results
 

@@ -15,11 +15,15 @@ See ``graph_build`` (nodes, shape inference, ``shared_copy``) and
 
 import numpy as np
 
-from .._checks import check_array, check_backward_ready, check_finite, who
-from ..module import Module, anomaly_enabled
+from .. import _flat
+from .._checks import check_array, check_backward_ready, who
+from ..module import _DETECT_ANOMALY, Module
 from .graph_build import shape_text
 from .graph_plan import compile_graph
+from .graph_run import GraphPlan, bind_graph_backward, bind_graph_forward, run_backward, run_forward
 from .sequential import check_no_reuse, child_error, child_position
+
+_anomaly = _DETECT_ANOMALY.get  # inside ``nn.detect_anomaly()``: check every step's output
 
 
 class Graph(Module):
@@ -103,6 +107,7 @@ class Graph(Module):
         self._slot_full_shapes = None  # shape of every value in the last forward
         self._slot_dtypes = None       # dtype of every value in the last forward (None before one)
         self._dict_mode = False        # the last forward was given a dict
+        _flat.flatten(self.parameters())
 
     # -- structure ----------------------------------------------------------
     def named_children(self):
@@ -153,6 +158,13 @@ class Graph(Module):
             rows.append((name, module, [self._slot_shapes[s] for s in outs], [self._slot_names[s] for s in ins]))
         return rows
 
+    def to(self, dtype):
+        """Convert parameters and buffers to ``dtype`` in place (see ``Module.to``), then lay them out flat again."""
+        super().to(dtype)
+        _flat.flatten(self.parameters())
+        self.__dict__.pop("_plan", None)
+        return self
+
     # -- forward ------------------------------------------------------------
     def _bind_inputs(self, args):
         names, shapes = self._input_names, self._input_shapes
@@ -183,41 +195,58 @@ class Graph(Module):
 
     def forward(self, *inputs):
         """inputs: one ``(N, *shape)`` array per Input (or a dict) -> the output(s)."""
-        args, dict_mode = self._bind_inputs(inputs)
-        pad = [None] * (len(self._slot_names) - len(args))
-        slots, shapes, dtypes = list(args) + pad, [x.shape for x in args] + pad, [x.dtype for x in args] + pad
-        batch = args[0].shape[0]
-        feature = self._slot_shapes
-        check_each = anomaly_enabled()
-        i = 0
+        plan = self._current_plan()
+        check_each = _anomaly()
+        x = inputs[0] if len(inputs) == 1 else None
+        bound = None
+        if x.__class__ is np.ndarray and len(self._input_names) == 1 and not check_each:
+            bound = plan.bound_forward.get((x.shape, x.dtype))
+        if bound is not None and bound[3] is not None:  # a bound chain: one call per step, as Sequential
+            self._slot_full_shapes, self._slot_dtypes, self._dict_mode = bound[1], bound[2], False
+            i = 0
+            try:
+                for i, call in enumerate(bound[3]):
+                    x = call(x)
+            except Exception as exc:
+                new = child_error(self, self._layer_names[i], self._layers[i], exc, "forward")
+                if new is None:
+                    raise
+                raise new from exc
+            return x
+        if bound is not None:  # the plan prepared for this input: it was checked when it was bound
+            args, dict_mode = inputs, False
+        else:
+            args, dict_mode = self._bind_inputs(inputs)
+        where = [0]
         try:
-            for i, (module, ins, outs, multi, simple) in enumerate(self._steps):
-                if simple:  # the common case, unrolled for speed: one array in, one array out
-                    out, s = module.forward(slots[ins[0]]), outs[0]
-                    shape = out.shape if isinstance(out, np.ndarray) else None
-                    if shape is None or shape[1:] != feature[s] or shape[0] != batch:
-                        self._raise_bad_output(module, out, s, batch)
-                    if check_each:
-                        check_finite(module, out, name="output (made by this module)")
-                    slots[s], shapes[s], dtypes[s] = out, shape, out.dtype
-                    continue
-                out = module.forward(*[slots[s] for s in ins])
-                for s, piece in zip(outs, self._as_pieces(module, out, outs, multi)):
-                    if not isinstance(piece, np.ndarray) or piece.shape[1:] != feature[s] or piece.shape[0] != batch:
-                        self._raise_bad_output(module, piece, s, batch)
-                    if check_each:
-                        check_finite(module, piece, name="output (made by this module)")
-                    slots[s], shapes[s], dtypes[s] = piece, piece.shape, piece.dtype
+            slots = run_forward(self, plan, args, None if bound is None else bound[0], check_each, where)
         except Exception as exc:
+            i = where[0]
             new = child_error(self, self._layer_names[i], self._layers[i], exc, "forward")
             if new is None:
                 raise
             raise new from exc
+        if bound is not None:
+            shapes, dtypes = bound[1], bound[2]
+        else:
+            shapes = [None if v is None else v.shape for v in slots]
+            dtypes = [None if v is None else v.dtype for v in slots]
+            if x.__class__ is np.ndarray and len(self._input_names) == 1 and not check_each:
+                bind_graph_forward(self, plan, slots, shapes, dtypes)
         self._slot_full_shapes, self._slot_dtypes, self._dict_mode = shapes, dtypes, dict_mode
+        if len(self._output_slots) == 1 and not dict_mode:
+            return slots[self._output_slots[0]]
         results = [slots[s] for s in self._output_slots]
         if dict_mode:
             return dict(zip(self.output_names, results))
-        return results[0] if len(results) == 1 else tuple(results)
+        return tuple(results)
+
+    def _current_plan(self):
+        plan = self.__dict__.get("_plan")
+        if plan is None or not plan.current():
+            plan = self._plan = GraphPlan(self._steps, len(self._input_names), self._output_slots,
+                                          len(self._slot_names))
+        return plan
 
     @staticmethod
     def _as_pieces(module, out, outs, multi):
@@ -271,54 +300,44 @@ class Graph(Module):
             f"and dtype {self._slot_dtypes[slot]}"
         )
 
-    def backward(self, grad_out):
-        """grad_out: one gradient per output (array, tuple or dict) -> one per input."""
+    def backward(self, grad_out, *, input_grad=True):
+        """grad_out: one gradient per output (array, tuple or dict) -> one per input.
+
+        ``input_grad=False`` skips the gradients of the inputs where the steps
+        reading them allow it (a Linear or ReLU does) and returns None: in
+        training nobody needs the gradient of the data. Parameter gradients
+        are accumulated either way.
+        """
         check_backward_ready(self, self._slot_dtypes)
-        grads = self._bind_output_grads(grad_out)
-        acc = [None] * len(self._slot_names)
-        owned = [False] * len(self._slot_names)  # acc[s] is an array the graph made, safe to add into
-        for s, g in zip(self._output_slots, grads):
-            _accumulate(acc, owned, s, g)
-        check_each = anomaly_enabled()
-        full, dtypes = self._slot_full_shapes, self._slot_dtypes
-        i = len(self._steps) - 1
+        plan = self._current_plan()
+        check_each = _anomaly()
+        single = grad_out.__class__ is np.ndarray and len(self._output_slots) == 1 and not check_each
+        bound = plan.bound_backward.get((grad_out.shape, grad_out.dtype, bool(input_grad))) if single else None
+        grads = [grad_out] if bound is not None else self._bind_output_grads(grad_out)
+        if bound is not None and (grad_out.shape != self._slot_full_shapes[self._output_slots[0]]
+                                  or grad_out.dtype != self._slot_dtypes[self._output_slots[0]]):
+            grads, bound = self._bind_output_grads(grad_out), None  # (it raises)
+        where = [len(self._steps) - 1]
         try:
-            for i in range(len(self._steps) - 1, -1, -1):
-                module, ins, outs, multi, simple = self._steps[i]
-                if simple:  # the common case, unrolled for speed
-                    s, t = outs[0], ins[0]
-                    g_in = module.backward(acc[s])
-                    acc[s] = None  # free it: nothing upstream needs it
-                    if not isinstance(g_in, np.ndarray) or g_in.shape != full[t] or g_in.dtype != dtypes[t]:
-                        self._check_grad(module, g_in, t, "an input gradient")
-                    if check_each and g_in is not None:
-                        check_finite(module, g_in, name="input gradient (made by this module)")
-                    if acc[t] is None:
-                        acc[t] = g_in
-                    elif owned[t]:
-                        acc[t] += g_in
-                    else:
-                        acc[t], owned[t] = acc[t] + g_in, True
-                    continue
-                if multi:
-                    g_out = tuple(acc[s] if acc[s] is not None else self._zeros(s) for s in outs)
-                else:
-                    g_out = acc[outs[0]]
-                for s in outs:
-                    acc[s] = None  # free it: nothing upstream needs it
-                g_in = module.backward(g_out)
-                pieces = (g_in,) if len(ins) == 1 else self._input_grads(module, g_in, ins)
-                for s, g in zip(ins, pieces):
-                    self._check_grad(module, g, s, "an input gradient")
-                    if check_each and g is not None:
-                        check_finite(module, g, name="input gradient (made by this module)")
-                    _accumulate(acc, owned, s, g)
+            if bound is not None and bound[1] is not None:  # a bound chain
+                g = grads[0]
+                for i in range(len(self._steps) - 1, -1, -1):
+                    where[0] = i
+                    g = bound[1][i](g)
+                results = [g]
+            else:
+                results = run_backward(self, plan, grads, input_grad, None if bound is None else bound[0],
+                                       check_each, where)
         except Exception as exc:
+            i = where[0]
             new = child_error(self, self._layer_names[i], self._layers[i], exc, "backward")
             if new is None:
                 raise
             raise new from exc
-        results = [acc[s] for s in range(len(self._input_names))]
+        if single and bound is None:
+            bind_graph_backward(self, plan, grad_out, input_grad)
+        if not input_grad:
+            return None
         if self._dict_mode:
             return dict(zip(self._input_names, results))
         return results[0] if len(results) == 1 else tuple(results)
@@ -372,14 +391,3 @@ def _takes_indices(steps, slot):
                 declared = module.input_kinds
                 kinds.append(declared[position] if isinstance(declared, tuple) else declared)
     return bool(kinds) and all(isinstance(k, str) and "i" in k for k in kinds)
-
-
-def _accumulate(acc, owned, slot, g):
-    """acc[slot] += g, never writing into an array the graph does not own."""
-    if acc[slot] is None:
-        acc[slot] = g
-    elif owned[slot]:
-        acc[slot] += g
-    else:
-        acc[slot] = acc[slot] + g
-        owned[slot] = True

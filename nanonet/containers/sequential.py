@@ -2,9 +2,12 @@
 
 import numpy as np
 
+from .. import _flat
 from .._checks import check_finite, renamed_error, who
-from .._contract import unwrapped
-from ..module import Module, anomaly_enabled
+from ..module import _DETECT_ANOMALY, Module
+from .plan import BUFFER, FRESH, IN_PLACE, ChainPlan
+
+_anomaly = _DETECT_ANOMALY.get  # inside ``nn.detect_anomaly()``: check every child's output
 
 
 def child_error(container, index, child, exc, phase):
@@ -103,6 +106,7 @@ class Sequential(Module):
                 raise TypeError(f"Sequential expected Module arguments, got {type(m).__name__} at position {i}")
         check_no_reuse("Sequential", ((f"position {i}", m) for i, m in enumerate(modules)))
         self._layers = list(modules)
+        _flat.flatten(self.parameters())
 
     def named_children(self):
         for i, m in enumerate(self._layers):
@@ -117,6 +121,14 @@ class Sequential(Module):
         layers = self._layers + [module]
         check_no_reuse("Sequential.append", ((f"position {i}", m) for i, m in enumerate(layers)))
         self._layers = layers
+        _flat.flatten(self.parameters())
+        return self
+
+    def to(self, dtype):
+        """Convert parameters and buffers to ``dtype`` in place (see ``Module.to``), then lay them out flat again."""
+        super().to(dtype)
+        _flat.flatten(self.parameters())
+        self.__dict__.pop("_plan", None)
         return self
 
     def summary(self, input_shape=None, print_fn=print):
@@ -144,24 +156,39 @@ class Sequential(Module):
     def forward(self, x):
         """x: the first child's input -> the last child's output (a fresh array)."""
         layers = self._layers
-        plan = self._fast_plan()
-        buffered, in_place = plan[0], plan[3]
-        check_each = anomaly_enabled()
-        buffers = self._forward_buffers
+        plan = self._current_plan()
+        check_each = _anomaly()
+        signature = (x.shape, x.dtype) if x.__class__ is np.ndarray and not check_each else None
+        calls = plan.bound_forward.get(signature)
+        inputs = [] if calls is None and signature is not None else None
+        modes, buffers = plan.forward, plan.forward_buffers
         i = 0
         try:
+            if calls is not None:  # the plan prepared for this input: one bound call per child
+                for i, call in enumerate(calls):
+                    x = call(x)
+                return x
             for i, layer in enumerate(layers):
-                if buffered[i]:
-                    x = buffers[i] = layer._forward_into(x, x if in_place[i] else buffers[i])
+                if inputs is not None:
+                    inputs.append((x.shape, x.dtype) if x.__class__ is np.ndarray else None)
+                mode = modes[i]
+                if mode is BUFFER:
+                    x = buffers[i] = layer._forward_into(x, buffers[i])
+                elif mode is IN_PLACE:
+                    x = buffers[i] = layer._forward_into(x, x)
+                elif mode is FRESH:
+                    x = layer._forward_into(x, None)
                 else:
                     x = layer.forward(x)
                 if check_each:
                     check_finite(layer, x, name="output (made by this module)")
         except Exception as exc:
-            new = child_error(self, i, self._layers[i], exc, "forward")
+            new = child_error(self, i, layers[i], exc, "forward")
             if new is None:
                 raise
             raise new from exc
+        if inputs is not None:
+            plan.bind_forward(layers, signature, inputs)
         return x
 
     def backward(self, grad_out, *, input_grad=True):
@@ -172,68 +199,44 @@ class Sequential(Module):
         gradient of the data. Parameter gradients are accumulated either way.
         """
         layers = self._layers
-        _, buffered, fast, _, in_place = self._fast_plan()
-        check_each = anomaly_enabled()
-        buffers = self._backward_buffers
+        plan = self._current_plan()
+        check_each = _anomaly()
+        signature = (grad_out.shape, grad_out.dtype, bool(input_grad)) \
+            if grad_out.__class__ is np.ndarray and not check_each else None
+        calls = plan.bound_backward.get(signature)
+        grads = [] if calls is None and signature is not None else None
+        modes, buffers = plan.backward, plan.backward_buffers
         i = len(layers) - 1
         try:
+            if calls is not None:
+                for i in range(len(calls) - 1, -1, -1):
+                    grad_out = calls[i](grad_out)
+                return grad_out
             for i in range(len(layers) - 1, -1, -1):
-                layer = layers[i]
-                if buffered[i]:
-                    grad_out = buffers[i] = layer._backward_into(
-                        grad_out, grad_out if in_place[i] else buffers[i])
-                elif i == 0 and fast[0]:
+                if grads is not None:
+                    grads.append((grad_out.shape, grad_out.dtype) if grad_out.__class__ is np.ndarray else None)
+                layer, mode = layers[i], modes[i]
+                if mode is BUFFER:
+                    grad_out = buffers[i] = layer._backward_into(grad_out, buffers[i])
+                elif mode is IN_PLACE:
+                    grad_out = buffers[i] = layer._backward_into(grad_out, grad_out)
+                elif mode is FRESH:
                     grad_out = layer._backward_into(grad_out, None, input_grad)
                 else:
                     grad_out = layer.backward(grad_out)
                 if check_each and grad_out is not None:
                     check_finite(layer, grad_out, name="input gradient (made by this module)")
         except Exception as exc:
-            new = child_error(self, i, self._layers[i], exc, "backward")
+            new = child_error(self, i, layers[i], exc, "backward")
             if new is None:
                 raise
             raise new from exc
+        if grads is not None:
+            plan.bind_backward(layers, signature, grads[::-1], input_grad)
         return grad_out if input_grad else None
 
-    def _fast_plan(self):
-        """``(forward_buffered, backward_buffered, fast, forward_in_place, backward_in_place)``.
-
-        Each is a tuple of bools, one per child.
-
-        A child is *fast* when its class provides ``_forward_into`` and
-        ``_backward_into`` for the very ``forward`` and ``backward`` it has
-        (``_into_methods``); a subclass that overrides either is called
-        through its own method, and so is an instance whose ``forward`` or
-        ``backward`` was replaced on the instance itself. A fast child writes
-        its output into a buffer this container owns when a later child is fast too (which then
-        writes a new array), and its input gradient when an earlier child is
-        fast: so neither the returned output nor the returned dJ/dx can ever
-        be a buffer (or a view of one passed on by another child). A child
-        whose class sets ``_in_place = True`` (ReLU: it keeps only a mask, not
-        its input) writes over its input when that input is a buffer of this
-        container, in both directions, as hand-written numpy would. The plan
-        and the buffers are rebuilt whenever the children's types change.
-        """
-        # None marks a child whose forward/backward were replaced on the instance (a debugging hook,
-        # the gradient checker's kink tracer): it is always called through those methods.
-        key = tuple(None if "forward" in m.__dict__ or "backward" in m.__dict__ else type(m) for m in self._layers)
+    def _current_plan(self):
         plan = self.__dict__.get("_plan")
-        if plan is None or plan[0] != key:
-            fast = tuple(_takes_buffers(cls) for cls in key)
-            forward = tuple(f and any(fast[i + 1:]) for i, f in enumerate(fast))
-            backward = tuple(f and any(fast[:i]) for i, f in enumerate(fast))
-            over = tuple(getattr(cls, "_in_place", False) for cls in key)
-            fwd_in_place = tuple(over[i] and forward[i] and i > 0 and forward[i - 1] for i in range(len(key)))
-            bwd_in_place = tuple(over[i] and backward[i] and i + 1 < len(key) and backward[i + 1]
-                                 for i in range(len(key)))
-            plan = self._plan = (key, (forward, backward, fast, fwd_in_place, bwd_in_place))
-            self._forward_buffers = [None] * len(key)
-            self._backward_buffers = [None] * len(key)
-        return plan[1]
-
-
-def _takes_buffers(cls):
-    if cls is None:
-        return False
-    methods = getattr(cls, "_into_methods", None)
-    return methods is not None and methods == (unwrapped(cls.forward), unwrapped(cls.backward))
+        if plan is None or not plan.current(self._layers):
+            plan = self._plan = ChainPlan(self._layers)
+        return plan

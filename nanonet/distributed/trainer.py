@@ -31,7 +31,7 @@ import numpy as np
 from .._checks import check_number
 from .._rng import as_generator
 from ..data import batches, shard_bounds
-from ..fit_checks import check_gradients_finite
+from ..fit_checks import check_gradients_finite, finite_check_plan, optimizer_parameters
 from ..metrics import Tracker
 from ..module import Buffer
 from ..optim.clip import clip_grad_norm
@@ -131,6 +131,8 @@ class Trainer:
                                        gradient_as_bucket_view=self.options.gradient_as_bucket_view)
         if self.options.overlap:
             self.reducer.attach(model)
+        # the reducer may have rebound the gradients as views of its buckets: lay the finite check out again
+        ctx.finite_check = finite_check_plan(optimizer_parameters(opt))
         self.collective = any(getattr(m, "collective", False) for m in model.modules())
         local = [m for m in model.modules() if not getattr(m, "collective", False)] if self.group.size > 1 else []
         self.buffers = [b for m in local for b in vars(m).values() if isinstance(b, Buffer)]

@@ -69,7 +69,8 @@ class ReLU(Module):
 
     def _backward_into(self, grad_out, out, input_grad=True):
         mask = self._mask
-        check_backward_ready(self, mask)
+        if mask is None:
+            check_backward_ready(self, mask)
         if grad_out.__class__ is not np.ndarray or grad_out.shape != mask.shape or grad_out.dtype.kind != "f":
             check_same_shape(self, grad_out, mask.shape)
         if not input_grad:
@@ -80,6 +81,41 @@ class ReLU(Module):
 
     _into_methods = (forward, backward)  # what _forward_into / _backward_into implement
     _in_place = True  # out may be the input itself: the mask is taken before it is overwritten
+
+    # Bound calls for a container's prepared plan, as Linear's (``out`` may be the input itself when
+    # ``in_place``); the mask is bound too, and is this layer's mask again after every call.
+
+    def _bind_forward(self, shape, dtype, out, in_place=False):
+        mask, record = np.empty(shape, dtype=bool), (shape, dtype)
+        greater, maximum, slow = np.greater, np.maximum, self._forward_into
+
+        def forward(x):
+            if x.__class__ is not np.ndarray or x.shape != shape or x.dtype is not dtype:
+                return slow(x, x if in_place else out)
+            greater(x, 0, out=mask)
+            self._mask = mask
+            self._last_output = record
+            if in_place:
+                return maximum(x, 0, out=x)
+            return maximum(x, 0) if out is None else maximum(x, 0, out=out)
+
+        return forward
+
+    def _bind_backward(self, shape, dtype, out, input_grad, in_place=False):
+        multiply, slow = np.multiply, self._backward_into
+
+        def backward(grad_out):
+            mask = self._mask
+            if grad_out.__class__ is not np.ndarray or grad_out.shape != shape or grad_out.dtype is not dtype \
+                    or mask is None or mask.shape != shape:
+                return slow(grad_out, grad_out if in_place else out, input_grad)
+            if not input_grad:
+                return None
+            if in_place:
+                return multiply(grad_out, mask, out=grad_out)
+            return multiply(grad_out, mask) if out is None else multiply(grad_out, mask, out=out)
+
+        return backward
 
 
 class _Elementwise(Module):
@@ -193,11 +229,18 @@ class GELU(_Elementwise):
     """
 
     def _forward(self, x):
-        return x * special.ndtr(x), x
+        phi = special.ndtr(x)
+        return x * phi, (x, phi)  # backward reuses Phi(x) instead of computing it again
 
-    def _derivative(self, x):
-        density = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-        return special.ndtr(x) + x * density
+    def _derivative(self, cache):
+        x, phi = cache
+        d = np.multiply(x, x)                 # the same numbers as Phi(x) + x * exp(-x*x/2) / sqrt(2 pi),
+        d *= -0.5                             # in one array
+        np.exp(d, out=d)
+        d *= 1 / math.sqrt(2 * math.pi)
+        d *= x
+        d += phi
+        return d
 
 
 class Softplus(_Elementwise):

@@ -4,7 +4,9 @@ import math
 
 import numpy as np
 
-from .._checks import check_array, check_backward_ready, check_features, check_number, check_same_shape, shape_text, who
+from .._checks import (check_array, check_backward_ready, check_features, check_number, check_same_shape,
+                       shape_text, who)
+from .._flat import Transient
 from .._rng import as_generator
 from ..module import Module, Parameter
 
@@ -131,21 +133,35 @@ class Linear(Module):
     def _accumulate(self, x, grad_out):
         """weight.grad += x.T @ grad_out; bias.grad += the column sums of grad_out.
 
-        The products go into private scratch arrays, reused while the shapes
-        stay the same, and are then added in place. The column sums are one
-        BLAS call (``ones @ grad_out``).
+        The products go into a private scratch block ``[dw | db]``, reused
+        while the gradients and the batch size stay the same, and are then
+        added in place. The column sums are one BLAS call (``ones @
+        grad_out``). When ``weight.grad`` and ``bias.grad`` lie side by side
+        in one block (``Sequential`` and ``Graph`` lay them out so), both are
+        added in one call over that block.
         """
         wg = self.weight.grad
+        bg = None if self.bias is None else self.bias.grad
         scratch = self._scratch
-        if scratch is None or scratch[0].shape != wg.shape or scratch[0].dtype != wg.dtype \
-                or scratch[2].shape[0] != x.shape[0]:
-            scratch = self._scratch = (np.empty_like(wg), np.empty(wg.shape[1], wg.dtype),
-                                       np.ones(x.shape[0], wg.dtype))
-        dw, db, ones = scratch
-        np.add(wg, np.dot(x.T, grad_out, out=dw), out=wg)
-        if self.bias is not None:
-            bg = self.bias.grad
-            np.add(bg, np.dot(ones, grad_out, out=db), out=bg)
+        if scratch is None or scratch[0] is not wg or scratch[1] is not bg or scratch[4].shape[0] != x.shape[0]:
+            scratch = self._scratch = _scratch_for(wg, bg, x.shape[0])
+        dw, db, ones, joint = scratch[2], scratch[3], scratch[4], scratch[5]
+        blas = scratch[6]
+        if blas is not None:  # small: BLAS adds into the gradients itself (beta=1), one call each
+            blas[0](1.0, grad_out.T, x.T, beta=1.0, c=wg.T, trans_b=1, overwrite_c=1)
+            if bg is not None:
+                blas[1](1.0, grad_out.T, ones, beta=1.0, y=bg, overwrite_y=1)
+            return
+        np.dot(x.T, grad_out, out=dw)
+        if bg is None:
+            np.add(wg, dw, out=wg)
+            return
+        np.dot(ones, grad_out, out=db)
+        if joint is not None:
+            np.add(joint[0], joint[1], out=joint[0])
+        else:
+            np.add(wg, dw, out=wg)
+            np.add(bg, db, out=bg)
 
     # -- any leading shape: (..., in_features), reshaped to the 2-D path and back ----------
     def _forward_nd(self, x, out):
@@ -176,6 +192,74 @@ class Linear(Module):
 
     _into_methods = (forward, backward)  # what _forward_into / _backward_into implement
 
+    # -- bound calls: a container's prepared plan (see nanonet.containers.plan) ----------------
+    # ``_bind_forward(shape, dtype, out)`` returns ``f(x)``, and ``_bind_backward(shape, dtype, out,
+    # input_grad)`` returns ``f(grad_out)``: ``_forward_into(x, out)`` and ``_backward_into(grad_out,
+    # out, input_grad)`` for an input of ``shape``/``dtype``, prepared once. Each call checks, by
+    # identity and shape only, that its argument and the layer's parameters are what it was bound
+    # to, and otherwise runs the method itself (with all its checks and messages).
+
+    def _bind_forward(self, shape, dtype, out):
+        if len(shape) != 2:  # only the 2-D path is prepared; any leading shape runs the method itself
+            return lambda x: self._forward_into(x, out)
+        weight, bias = self.weight, self.bias
+        w, b = weight.value, None if bias is None else bias.value
+        record = ((shape[0], self.out_features), w.dtype)
+        dot, add, slow = np.dot, np.add, self._forward_into
+
+        def forward(x):
+            if x.__class__ is not np.ndarray or x.shape != shape or x.dtype is not dtype or self.weight is not weight \
+                    or weight.value is not w or self.bias is not bias or (bias is not None and bias.value is not b):
+                return slow(x, out)
+            self._x = x
+            y = dot(x, w) if out is None else dot(x, w, out=out)
+            if b is not None:
+                add(y, b, out=y)
+            self._last_output = record
+            return y
+
+        return forward
+
+    def _bind_backward(self, shape, dtype, out, input_grad):
+        if len(shape) != 2:
+            return lambda grad_out: self._backward_into(grad_out, out, input_grad)
+        weight, bias = self.weight, self.bias
+        w, wg = weight.value, weight.grad
+        bg = None if bias is None else bias.grad
+        x_shape = (shape[0], self.in_features)
+        scratch = self._scratch = _scratch_for(wg, bg, shape[0])
+        dw, db, ones, joint, blas = scratch[2], scratch[3], scratch[4], scratch[5], scratch[6]
+        gemm, gemv = blas if blas is not None else (None, None)
+        w_t, wg_t = w.T, wg.T
+        dot, add, slow = np.dot, np.add, self._backward_into
+
+        def backward(grad_out):
+            x = self._x
+            if grad_out.__class__ is not np.ndarray or grad_out.shape != shape or grad_out.dtype is not dtype \
+                    or x is None or x.shape != x_shape or self.weight is not weight or weight.value is not w \
+                    or weight.grad is not wg or self.bias is not bias or (bias is not None and bias.grad is not bg):
+                return slow(grad_out, out, input_grad)
+            if gemm is not None:
+                gemm(1.0, grad_out.T, x.T, beta=1.0, c=wg_t, trans_b=1, overwrite_c=1)
+                if bg is not None:
+                    gemv(1.0, grad_out.T, ones, beta=1.0, y=bg, overwrite_y=1)
+            elif bg is None:
+                dot(x.T, grad_out, out=dw)
+                add(wg, dw, out=wg)
+            else:
+                dot(x.T, grad_out, out=dw)
+                dot(ones, grad_out, out=db)
+                if joint is not None:
+                    add(joint[0], joint[1], out=joint[0])
+                else:
+                    add(wg, dw, out=wg)
+                    add(bg, db, out=bg)
+            if not input_grad:
+                return None
+            return dot(grad_out, w_t) if out is None else dot(grad_out, w_t, out=out)
+
+        return backward
+
     def extra_repr(self):
         text = f"{self.in_features} -> {self.out_features}"
         if self.bias is None:
@@ -183,3 +267,45 @@ class Linear(Module):
         if self.weight.value.dtype != np.float64:
             text += f", dtype={self.weight.value.dtype}"
         return text
+
+
+class _Scratch(tuple, Transient):
+    """Linear's scratch: it names gradient arrays by identity, so a copied layer makes its own."""
+
+    __slots__ = ()
+
+
+#: Below this many multiply-adds a weight gradient is added by BLAS itself (gemm with beta=1, gemv for
+#: the bias): one call each instead of a product, its scratch and an add. OpenBLAS runs such small
+#: products on one thread, so scipy's BLAS never wakes a second thread pool beside numpy's.
+BLAS_ACCUMULATE_LIMIT = 65536
+
+
+def _blas_for(wg, bg, rows):
+    """scipy's ``(gemm, gemv)`` for ``wg``'s dtype when they can add into ``wg``/``bg`` in place, else None."""
+    if not rows or rows * wg.size > BLAS_ACCUMULATE_LIMIT or wg.dtype not in (np.float32, np.float64) \
+            or not wg.flags.c_contiguous or (bg is not None and not bg.flags.c_contiguous):
+        return None
+    from scipy.linalg import blas  # imported on first use: it takes a while
+
+    return (blas.dgemm, blas.dgemv) if wg.dtype == np.float64 else (blas.sgemm, blas.sgemv)
+
+
+def _scratch_for(wg, bg, rows):
+    """``(wg, bg, dw, db, ones, joint, blas)``: Linear's scratch for these gradient arrays and batch size.
+
+    ``dw`` and ``db`` are views of one block; ``joint`` is ``(grads, block)``
+    when ``bg`` directly follows ``wg`` in one contiguous array (one add
+    updates both), else None; ``blas`` is ``_blas_for``'s pair or None.
+    """
+    block = np.empty(wg.size + (0 if bg is None else bg.size), wg.dtype)
+    dw = block[:wg.size].reshape(wg.shape)
+    db = None if bg is None else block[wg.size:]
+    joint = None
+    if bg is not None and wg.base is not None and wg.base is bg.base and wg.flags.c_contiguous \
+            and bg.flags.c_contiguous and wg.base.ndim == 1 and wg.dtype == bg.dtype:
+        base = wg.base
+        start = (wg.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // wg.itemsize
+        if bg.__array_interface__["data"][0] == wg.__array_interface__["data"][0] + wg.nbytes:
+            joint = (base[start:start + block.size], block)
+    return _Scratch((wg, bg, dw, db, np.ones(rows, wg.dtype), joint, _blas_for(wg, bg, rows)))

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import special
 
 from .._checks import check_array, check_backward_ready, check_number
+from . import fused
 from .base import Loss, _mean_scale, check_not_empty
 
 
@@ -75,6 +76,15 @@ class CrossEntropyLoss(Loss):
         self.ignore_index = check_number("CrossEntropyLoss", "ignore_index", ignore_index, integer=True)
         self.label_smoothing = check_number("CrossEntropyLoss", "label_smoothing", label_smoothing, low=0, high=1)
         self._cache = None
+        self._fused = None  # the spare buffers of the fused path (nanonet.losses.fused)
+
+    def __call__(self, pred, target):
+        """Checks both arrays, then runs ``forward``; integer class targets take a fused path (same result)."""
+        if type(self).forward is CrossEntropyLoss.forward:
+            loss = fused.forward(self, pred, target)
+            if loss is not None:
+                return loss
+        return super().__call__(pred, target)
 
     def _row_weights(self, pred, target):
         """``(q, total)``: the (N, C) row weights and the mean's divisor, after checking the pair."""
@@ -124,6 +134,8 @@ class CrossEntropyLoss(Loss):
 
     def backward(self, grad=1.0):
         check_backward_ready(self, self._cache)
+        if self._cache.__class__ is fused.Fused:
+            return fused.backward(self, grad)
         logp, q, total = self._cache
         grad_logits = np.exp(logp) * q.sum(axis=1, keepdims=True) - q
         if self.reduction == "mean" and not total:

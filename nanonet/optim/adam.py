@@ -69,21 +69,25 @@ class Adam(Optimizer):
         keys = {"step", "exp_avg", "exp_avg_sq"}
         return keys | {"max_exp_avg_sq"} if group.get("amsgrad") else keys
 
-    def _update(self, p, group, state):
+    def _update_arrays(self, value, grad, group, state, d, t):
         lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
         if not state:
-            state.update(step=0, exp_avg=np.zeros_like(p.value), exp_avg_sq=np.zeros_like(p.value))
+            state.update(step=0, exp_avg=np.zeros_like(value), exp_avg_sq=np.zeros_like(value))
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(p.value)
-        d, t = self._buffers(p, 2)
+                state["max_exp_avg_sq"] = np.zeros_like(value)
         state["step"] += 1
         step = state["step"]
-        np.negative(p.grad, out=d) if group["maximize"] else np.copyto(d, p.grad)
+        if group["maximize"]:
+            np.negative(grad, out=d)
+        elif wd != 0 and not self._decoupled:  # d is written below: a copy
+            np.copyto(d, grad)
+        else:
+            d = grad                            # only read
         if wd != 0:
             if self._decoupled:
-                p.value *= 1.0 - lr * wd
+                value *= 1.0 - lr * wd
             else:
-                np.multiply(p.value, wd, out=t)
+                np.multiply(value, wd, out=t)
                 d += t
         m, v = state["exp_avg"], state["exp_avg_sq"]
         np.subtract(d, m, out=t)          # m.lerp_(g, 1 - beta1)
@@ -101,7 +105,7 @@ class Adam(Optimizer):
         t += group["eps"]
         np.divide(m, t, out=t)
         t *= step_size
-        p.value -= t
+        value -= t
 
 
 class AdamW(Adam):

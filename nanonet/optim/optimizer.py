@@ -21,6 +21,7 @@ import numpy as np
 
 from .._checks import check_number
 from ..module import Module, Parameter
+from .foreach import group_plan
 
 
 def _fmt(value):
@@ -94,24 +95,46 @@ class Optimizer:
 
     # -- training -------------------------------------------------------------
     def zero_grad(self):
-        """Set every parameter's ``.grad`` to zero, in place."""
+        """Set every parameter's ``.grad`` to zero, in place (one ``fill`` per run of flat parameters)."""
+        if type(self)._update is not Optimizer._update:  # a subclass that updates one parameter at a time
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.grad.fill(0)
+            return
+        plans = self.__dict__.get("_plans") or {}
         for group in self.param_groups:
-            for p in group["params"]:
-                p.grad.fill(0)
+            plan = plans.get(id(group))
+            if plan is None or not plan.grads_current(group):
+                plan = group_plan(self, group)
+            plan.zero_grad()
 
     def step(self):
         """Update every parameter in place from its ``.grad``.
 
-        First every ``.grad`` is checked to be an ndarray of its parameter's
-        shape and dtype (a few attribute comparisons per parameter, no pass
-        over the elements): a ``.grad`` replaced by an array of another shape
-        would otherwise be broadcast into the update. Nothing is updated when
-        one is wrong.
+        Parameters that lie in one block (``Sequential`` and ``Graph`` lay
+        theirs out so) are updated together, in a few vectorised calls, with
+        exactly the per-parameter result (see ``nanonet.optim.foreach``).
+
+        Every ``.grad`` must be an ndarray of its parameter's shape and dtype:
+        one replaced by an array of another shape would otherwise be broadcast
+        into the update. While the prepared plans are current (identity
+        checks: no ``.grad`` was replaced) that holds by construction; when
+        one is not, every ``.grad`` is checked (a few attribute comparisons
+        each) before anything is updated, and nothing is updated if one is wrong.
         """
-        self._check_grads()
-        for group in self.param_groups:
-            for p in group["params"]:
-                self._update(p, group, self._state_for(p))
+        if type(self)._update is not Optimizer._update:  # a subclass that updates one parameter at a time
+            self._check_grads()
+            for group in self.param_groups:
+                for p in group["params"]:
+                    self._update(p, group, self._state_for(p))
+            return
+        plans = self.__dict__.get("_plans") or {}
+        chosen = [plans.get(id(group)) for group in self.param_groups]
+        if not all(plan is not None and plan.current(self, group) for plan, group in zip(chosen, self.param_groups)):
+            self._check_grads()
+            chosen = [group_plan(self, group) for group in self.param_groups]
+        for plan, group in zip(chosen, self.param_groups):
+            plan.step(self, group)
 
     def _check_grads(self):
         index = 0
@@ -128,7 +151,16 @@ class Optimizer:
                 index += 1
 
     def _update(self, p, group, state):
-        raise NotImplementedError(f"{type(self).__name__} must implement _update")
+        """Update one parameter: ``_update_arrays`` on its value and grad (a subclass may override this instead)."""
+        self._update_arrays(p.value, p.grad, group, state, *self._buffers(p, 2))
+
+    def _update_arrays(self, value, grad, group, state, d, t):
+        """Update ``value`` in place from ``grad`` and ``state``; ``d``, ``t`` are scratch arrays like ``value``.
+
+        Subclasses implement it with element-wise operations only, so that it
+        gives the same numbers on one parameter or on a block of many.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement _update_arrays (or _update)")
 
     def _state_for(self, p):
         state = self.state.get(p)
@@ -150,6 +182,12 @@ class Optimizer:
         if bufs is None or bufs[0].dtype != p.value.dtype or len(bufs) < count:
             bufs = self._scratch[p] = [np.empty_like(p.value) for _ in range(count)]
         return bufs
+
+    def __getstate__(self):
+        """Copies (deepcopy, pickle) rebuild their vectorised plans from their own parameters."""
+        state = dict(self.__dict__)
+        state.pop("_plans", None)
+        return state
 
     # -- state ----------------------------------------------------------------
     def state_dict(self):

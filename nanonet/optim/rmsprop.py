@@ -63,19 +63,23 @@ class RMSprop(Optimizer):
             keys.add("grad_avg")
         return keys
 
-    def _update(self, p, group, state):
+    def _update_arrays(self, value, grad, group, state, d, t):
         alpha, wd, momentum = group["alpha"], group["weight_decay"], group["momentum"]
         if not state:
-            state.update(step=0, square_avg=np.zeros_like(p.value))
+            state.update(step=0, square_avg=np.zeros_like(value))
             if momentum > 0:
-                state["momentum_buffer"] = np.zeros_like(p.value)
+                state["momentum_buffer"] = np.zeros_like(value)
             if group["centered"]:
-                state["grad_avg"] = np.zeros_like(p.value)
-        d, t = self._buffers(p, 2)
+                state["grad_avg"] = np.zeros_like(value)
         state["step"] += 1
-        np.negative(p.grad, out=d) if group["maximize"] else np.copyto(d, p.grad)
+        if group["maximize"]:
+            np.negative(grad, out=d)
+        elif wd != 0:                           # d is written below: a copy
+            np.copyto(d, grad)
+        else:
+            d = grad                            # only read
         if wd != 0:
-            np.multiply(p.value, wd, out=t)
+            np.multiply(value, wd, out=t)
             d += t
         s = state["square_avg"]
         s *= alpha
@@ -101,4 +105,4 @@ class RMSprop(Optimizer):
             np.multiply(b, group["lr"], out=t)
         else:
             t *= group["lr"]
-        p.value -= t
+        value -= t

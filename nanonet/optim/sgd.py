@@ -63,16 +63,20 @@ class SGD(Optimizer):
     def _expected_state(self, group):
         return {"momentum_buffer"} if group.get("momentum", 0) != 0 else set()
 
-    def _update(self, p, group, state):
+    def _update_arrays(self, value, grad, group, state, d, t):
         lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
-        d, t = self._buffers(p, 2)
         if not (momentum or wd or group["maximize"]):      # plain SGD: p -= lr * g
-            np.multiply(p.grad, lr, out=t)
-            p.value -= t
+            np.multiply(grad, lr, out=t)
+            value -= t
             return
-        np.negative(p.grad, out=d) if group["maximize"] else np.copyto(d, p.grad)
+        if group["maximize"]:
+            np.negative(grad, out=d)
+        elif wd != 0 or group["nesterov"]:  # d is written below: a copy
+            np.copyto(d, grad)
+        else:
+            d = grad                       # only read
         if wd != 0:
-            np.multiply(p.value, wd, out=t)
+            np.multiply(value, wd, out=t)
             d += t
         if momentum != 0:
             buf = state.get("momentum_buffer")
@@ -80,12 +84,15 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = d.copy()
             else:
                 buf *= momentum
-                np.multiply(d, 1.0 - group["dampening"], out=t)
-                buf += t
+                if group["dampening"] == 0:  # (1 - 0) * d is d exactly: one pass less
+                    buf += d
+                else:
+                    np.multiply(d, 1.0 - group["dampening"], out=t)
+                    buf += t
             if group["nesterov"]:
                 np.multiply(buf, momentum, out=t)
                 d += t
             else:
                 d = buf
         np.multiply(d, lr, out=t)
-        p.value -= t
+        value -= t
