@@ -174,9 +174,12 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
         result["memory"] = workloads.memory(names, sizes, skips)
     if "conv" in parts and time_left("conv steps"):
         log("conv steps ...")
-        result["conv"] = conv.conv_steps(names, skips, dtypes=dtypes, repeats=repeats, min_time=min_time,
-                                         settle=settle, problems=("digits",) if quick else tuple(conv.PROBLEMS),
-                                         log=log)
+        with contextlib.ExitStack() as stack:
+            workers = stack.enter_context(isolated.Workers(conv.peers_for(names), threads=threads)) \
+                if isolate else None
+            result["conv"] = conv.conv_steps(names, skips, dtypes=dtypes, repeats=repeats, min_time=min_time,
+                                             settle=settle, problems=("digits",) if quick else tuple(conv.PROBLEMS),
+                                             log=log, workers=workers)
     if "distributed" in parts:
         log("data-parallel training (mpiexec) ...")
         from . import distributed

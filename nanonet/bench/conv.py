@@ -208,21 +208,38 @@ def profile(problem, repeats=20):
             for (i, phase), t in sorted(times.items())]
 
 
+def factory(name, spec, dtype):
+    """For ``isolated.Workers``: the step of peer ``name`` on problem ``spec`` (a key of ``PROBLEMS``)."""
+    return MAKERS[name](ConvProblem.make(spec, dtype, rng=0))
+
+
+def peers_for(names):
+    """The conv peers among ``names``, the reference (``numpy-ref``) first."""
+    return ["numpy-ref"] + [p for p in names if p in MAKERS and p != "numpy-ref"]
+
+
 def conv_steps(names, skips, *, dtypes=("float64", "float32"), repeats=9, min_time=0.05, settle=0.0,
-               problems=tuple(PROBLEMS), log=print):
-    """One result dict per (problem, dtype): the peers' Stats, ratios to ``numpy-ref``, and nanonet's profile."""
+               problems=tuple(PROBLEMS), log=print, workers=None):
+    """One result dict per (problem, dtype): the peers' Stats, ratios to ``numpy-ref``, and nanonet's profile.
+
+    ``workers`` (``isolated.Workers`` over ``peers_for(names)``): each peer steps in its own process.
+    """
     results = []
+    warmup = 1 if repeats < 5 else 3
     for name in problems:
         for dt in dtypes:
             problem = ConvProblem.make(name, dt, rng=0)
-            cases = {}
-            for peer in ["numpy-ref"] + [p for p in names if p in MAKERS and p != "numpy-ref"]:
-                try:
-                    cases[peer] = MAKERS[peer](problem)
-                except peers_mod.PeerUnavailable as exc:
-                    skips.note(peer, exc)
-            stats = interleave(cases, repeats=repeats, min_time=min_time, warmup=1 if repeats < 5 else 3,
-                               settle=settle)
+            if workers is not None:
+                stats = workers.interleave(name, dt, skips, repeats=repeats, min_time=min_time, warmup=warmup,
+                                           settle=settle, factory="nanonet.bench.conv:factory")
+            else:
+                cases = {}
+                for peer in peers_for(names):
+                    try:
+                        cases[peer] = MAKERS[peer](problem)
+                    except peers_mod.PeerUnavailable as exc:
+                        skips.note(peer, exc)
+                stats = interleave(cases, repeats=repeats, min_time=min_time, warmup=warmup, settle=settle)
             row = {"problem": name, "batch": int(problem.x.shape[0]), "input": list(problem.x.shape[1:]),
                    "dtype": dt, "peers": with_ratios(stats, reference="numpy-ref")}
             if "nanonet" in names:
