@@ -5,7 +5,8 @@ with one BLAS thread per rank (so two ranks fit two cores); the cases of a
 round run in a shuffled order and the rounds repeat, interleaved, and each
 figure is the median over the rounds of each launch's median step.
 
-- ``compute``: a compute-bound MLP step (large batch, ~0.4 M parameters);
+- ``compute``: a compute-bound MLP step (large batch, ~0.4 M parameters); ``compute-4096``: the same
+  model on 4096 rows, where the gradient sum (fixed by the model's size) is a smaller share of the step;
 - ``communication``: many parameters (~4.2 M, 34 MB of gradients) and a small batch;
 - scaling efficiency = (2-process samples/s) / (2 x 1-process samples/s);
 - the sweep: nanonet's gradient sum as a share of the step, by model size (2 processes).
@@ -31,6 +32,7 @@ from ..distributed import launch
 
 WORKLOADS = {
     "compute": {"batch": 1024, "sizes": (256, 512, 512, 10)},
+    "compute-4096": {"batch": 4096, "sizes": (256, 512, 512, 10)},
     "communication": {"batch": 32, "sizes": (1024, 2048, 1024, 10)},
 }
 QUICK_WORKLOADS = {
