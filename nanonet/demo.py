@@ -25,13 +25,13 @@ batch, the losses equal one process's, and only rank 0 prints.
 """
 
 import importlib
-import math
 import sys
 
 import numpy as np
 
 import nanonet as nn
-from nanonet._extras import install_hint, missing
+from nanonet import _demo_options as options
+from nanonet._extras import install_hint
 from nanonet.datasets import make_regression
 
 
@@ -150,17 +150,10 @@ def _parse_hidden(text):
 def check_arguments(args):
     """The hidden widths, after checking every option; ValueError (one line) for a bad one."""
     hidden = _parse_hidden(args.hidden)
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        raise ValueError(f"--lr must be a finite number > 0, got {args.lr}")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be an int >= 0, got {args.seed}")
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ValueError(missing("--plot", "matplotlib", "plot")) from None
+    options.at_least_one("epochs", args.epochs)
+    options.learning_rate(args.lr)
+    options.seed(args.seed)
+    options.plot_possible(args.plot)
     return hidden
 
 

@@ -8,14 +8,14 @@ and the validation accuracy per epoch, and reports the test accuracy.
 ``--plot PATH`` saves the loss and accuracy curves (needs matplotlib).
 """
 
-import math
 import sys
 import time
 
 import numpy as np
 
 import nanonet as nn
-from nanonet._extras import install_hint, missing
+from nanonet import _demo_options as options
+from nanonet._extras import install_hint
 from nanonet._rng import as_generator
 from nanonet.datasets import load_digits
 
@@ -143,19 +143,11 @@ def add_arguments(parser):
 
 def check_arguments(args):
     """``(epochs, lr)`` after checking every option; ValueError (one line) for a bad one."""
-    epochs, lr = args.epochs, args.lr
-    if epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {epochs}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"--lr must be a finite number > 0, got {lr}")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be an int >= 0, got {args.seed}")
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ValueError(missing("--plot", "matplotlib", "plot")) from None
-    return epochs, lr
+    options.at_least_one("epochs", args.epochs)
+    options.learning_rate(args.lr)
+    options.seed(args.seed)
+    options.plot_possible(args.plot)
+    return args.epochs, args.lr
 
 
 def main(args):

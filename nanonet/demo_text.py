@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 import nanonet as nn
+from nanonet import _demo_options as options
 from nanonet._rng import as_generator
 from nanonet.datasets import load_text
 from nanonet.losses import CrossEntropyLoss, Loss
@@ -258,8 +259,7 @@ def add_arguments(parser):
 def check_arguments(args):
     """Check every option; ValueError (one line) for a bad one."""
     for name in ("epochs", "context", "batch_size", "length"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+        options.at_least_one(name, getattr(args, name))
     if not 2 <= args.context <= MAX_CONTEXT:
         raise ValueError(f"--context must be in [2, {MAX_CONTEXT}], got {args.context}")
     if not args.prompt:
@@ -268,8 +268,7 @@ def check_arguments(args):
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"--{name} must be a positive number, got {value}")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be an int >= 0, got {args.seed}")
+    options.seed(args.seed)
     try:
         Vocabulary(load_text()).encode(args.prompt)
     except ValueError as exc:
