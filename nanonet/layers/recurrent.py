@@ -219,8 +219,9 @@ class _RNNBase(Module):
         w_hh.grad += np.dot(d_hw.T, prev)
         if b_ih is not None:
             ones = np.ones(rows, d_xw.dtype)
-            b_ih.grad += np.dot(ones, d_xw)
-            b_hh.grad += np.dot(ones, d_hw)
+            summed = np.dot(ones, d_xw)
+            b_ih.grad += summed
+            b_hh.grad += summed if d_hw is d_xw else np.dot(ones, d_hw)  # RNN, LSTM: one sum serves both
         if not input_grad:
             return None
         part = np.dot(d_xw, w_ih.value)
