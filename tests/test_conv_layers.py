@@ -221,3 +221,20 @@ def test_float32_layers_stay_float32_and_mixed_dtypes_are_refused():
         conv(np.ones((1, 2, 4, 4)))
     report = nn.check_gradients(conv, np.ones((2, 2, 4, 4), dtype=np.float32), rng=0)  # in a float64 copy
     assert report.ok and report.model_dtype == "float32"
+
+
+@pytest.mark.parametrize("cls, kernel, shape", [(nn.MaxPool2d, 2, (2, 3, 5, 7)), (nn.MaxPool2d, (3, 2), (1, 2, 6, 4)),
+                                                 (nn.MaxPool2d, (1, 2), (2, 1, 3, 4)), (nn.MaxPool1d, 3, (2, 2, 10))])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_maxpool_tiles_agree_with_the_window_path_on_ties(cls, kernel, shape, dtype):
+    tiled, general = cls(kernel), cls(kernel)
+    general._tiled = False  # the general path (window view, flat winners), as for overlapping windows
+    assert tiled._tiled
+    x = np.random.default_rng(3).integers(-2, 3, size=shape).astype(dtype)  # many ties: the first wins
+    y = tiled(x)
+    np.testing.assert_array_equal(y, general(x))
+    assert tiled._tiles is not None and general._tiles is None
+    g = np.random.default_rng(4).normal(size=y.shape).astype(dtype)
+    dx = tiled.backward(g)
+    assert dx.dtype == dtype and y.dtype == dtype
+    np.testing.assert_array_equal(dx, general.backward(g).astype(dtype))

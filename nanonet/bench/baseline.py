@@ -46,7 +46,8 @@ def register(rev, repo="."):
     items.insert(1, (label, functools.partial(peers.make_nanonet, nn=module)))
     peers.PEERS.clear()
     peers.PEERS.update(items)
-    from . import minibatch
+    from . import conv, minibatch
 
     minibatch.register_baseline(label, module)
+    conv.register_baseline(label, module)
     return label

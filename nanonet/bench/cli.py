@@ -175,7 +175,7 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
     if "conv" in parts and time_left("conv steps"):
         log("conv steps ...")
         with contextlib.ExitStack() as stack:
-            workers = stack.enter_context(isolated.Workers(conv.peers_for(names), threads=threads)) \
+            workers = stack.enter_context(isolated.Workers(conv.peers_for(names), baseline_revs, threads=threads)) \
                 if isolate else None
             result["conv"] = conv.conv_steps(names, skips, dtypes=dtypes, repeats=repeats, min_time=min_time,
                                              settle=settle, problems=("digits",) if quick else tuple(conv.PROBLEMS),

@@ -15,6 +15,7 @@ step). Timing is interleaved and ratio-based (``nanonet.bench.timing``).
 ``profile`` times nanonet's step layer by layer, to show where its time goes.
 """
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -86,9 +87,12 @@ def build_nanonet(problem, nn=None):
     return model, nn.CrossEntropyLoss()
 
 
-def make_nanonet(problem):
-    """nanonet's Module API: zero_grad, forward, loss, backward (no dJ/dx of the data), in-place SGD."""
-    model, loss_fn = build_nanonet(problem)
+def make_nanonet(problem, nn=None):
+    """nanonet's Module API: zero_grad, forward, loss, backward (no dJ/dx of the data), in-place SGD.
+
+    ``nn``: another copy of the package (``--baseline REV``); default ``nanonet`` itself.
+    """
+    model, loss_fn = build_nanonet(problem, nn)
     x, labels = problem.x, problem.labels
     params = model.parameters()
     scratch = [np.empty_like(p.value) for p in params]
@@ -184,6 +188,14 @@ def make_jax(problem):
 
 
 MAKERS = {"numpy-ref": make_numpy_ref, "nanonet": make_nanonet, "torch": make_torch, "jax": make_jax}
+
+
+def register_baseline(label, module):
+    """Add peer ``label`` (``nanonet@REV``: the package as of a git revision) right after ``nanonet``."""
+    items = list(MAKERS.items())
+    items.insert([k for k, _ in items].index("nanonet") + 1, (label, functools.partial(make_nanonet, nn=module)))
+    MAKERS.clear()
+    MAKERS.update(items)
 
 
 def profile(problem, repeats=20):

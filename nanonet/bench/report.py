@@ -115,6 +115,10 @@ def _peer_rows(items, label_key):
 def conv_table(rows):
     """The conv table (ratios to numpy-ref) and nanonet's slowest layers, as Markdown-ish text."""
     names = [n for n in CONV_PEERS if any(n in r["peers"] for r in rows)]
+    for r in rows:  # and the baselines of the run (nanonet@REV), after nanonet
+        for n in r["peers"]:
+            if n not in names:
+                names.insert(names.index("nanonet") + 1 if "nanonet" in names else len(names), n)
     body = []
     for r in rows:
         cells = [f"{r['problem']} ({r['batch']}×{'×'.join(str(d) for d in r['input'])}) f{r['dtype'][5:]}"]

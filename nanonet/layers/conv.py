@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .._checks import check_number, check_same_shape
+from .._flat import Transient
 from .._rng import as_generator
 from ..module import Module, Parameter
 from ._conv_args import (
@@ -78,6 +79,7 @@ class _ConvNd(Module):
         self._pad_buf = None    # the zero-padded input, reused
         self._scratch = None    # (dW per sample, dcols) products of backward, reused
         self._input_shape = None
+        self._wide = None       # stride-1 backward: (key, wide grad_out, its view, dcols, kernel offsets)
 
     # -- shapes -------------------------------------------------------------
     def _out_sizes(self, spatial):
@@ -137,7 +139,7 @@ class _ConvNd(Module):
         og, length = self.out_channels // groups, math.prod(expected[2:])
         g = grad_out.reshape(n, groups, og, length)
         cols_m = cols.reshape(n, groups, self.in_channels // groups * math.prod(self.kernel_size), length)
-        dw, dcols = self._buffers(g, cols_m, input_grad)
+        dw, dcols = self._buffers(g, cols_m, input_grad and self.stride != (1,) * self._dims)
         np.matmul(g, cols_m.transpose(0, 1, 3, 2), out=dw)
         wg = self.weight.grad
         np.add(wg, dw.sum(axis=0).reshape(wg.shape), out=wg)
@@ -145,16 +147,54 @@ class _ConvNd(Module):
             self.bias.grad += grad_out.reshape(n, self.out_channels, length).sum(axis=(0, 2))
         if not input_grad:
             return None
-        np.matmul(w.reshape(groups, og, -1).transpose(0, 2, 1), g, out=dcols)
         padded_shape = self._input_shape[:2] + tuple(
             s + lo + hi for s, (lo, hi) in zip(self._input_shape[2:], self._pads))
         dxp = np.zeros(padded_shape, dtype=w.dtype)
-        col2im_add(dcols.reshape(cols.shape), dxp, self.stride, self.dilation)
+        w_t = w.reshape(groups, og, -1).transpose(0, 2, 1)
+        if self.stride == (1,) * self._dims:
+            self._col2im_flat(grad_out, w_t, dxp)
+        else:
+            np.matmul(w_t, g, out=dcols)
+            col2im_add(dcols.reshape(cols.shape), dxp, self.stride, self.dilation)
         dx = pad_adjoint(dxp, self._pads, self.padding_mode)
         if out is not None and out.shape == dx.shape and out.dtype == dx.dtype:
             np.copyto(out, dx)
             return out
         return dx if dx is dxp else np.ascontiguousarray(dx)
+
+    def _col2im_flat(self, grad_out, w_t, dxp):
+        """``dxp += col2im(w^T @ grad_out)`` for stride 1, on the flattened padded input.
+
+        With stride 1, output pixel ``q`` and kernel offset ``k`` read padded
+        pixel ``q + offset[k]`` in flat (row-major) order, once ``grad_out``
+        sits on the padded input's row width (its ``wide`` layout: zeros in
+        the ``kW - 1`` columns between rows). Then the columns' gradient is one
+        batched product and col2im one add of a contiguous run per kernel
+        offset, instead of one strided add per offset and output row.
+        """
+        n, groups = grad_out.shape[0], self.groups
+        padded = dxp.shape[2:]
+        steps = np.cumprod((1,) + padded[:0:-1])[::-1]  # element strides of the padded spatial axes
+        length = 1 + sum((o - 1) * st for o, st in zip(grad_out.shape[2:], steps))
+        key = (grad_out.shape, padded, grad_out.dtype)
+        wide = self._wide
+        if wide is None or wide[0] != key:
+            gw = np.zeros((n, groups, self.out_channels // groups, length), dtype=grad_out.dtype)
+            dcols = np.empty((n, groups, w_t.shape[1], length), dtype=grad_out.dtype)
+            item = gw.itemsize
+            view = np.lib.stride_tricks.as_strided(gw, grad_out.shape, (gw.strides[0], length * item) + tuple(
+                int(st) * item for st in steps))
+            offsets = [int(sum(k * d * st for k, d, st in zip(offset, self.dilation, steps)))
+                       for offset in np.ndindex(*self.kernel_size)]
+            wide = self._wide = _Wide((key, gw, view, dcols, offsets))
+        _, gw, view, dcols, offsets = wide
+        np.copyto(view, grad_out)  # the columns between rows stay 0
+        np.matmul(w_t, gw, out=dcols)
+        flat = dxp.reshape(n, self.in_channels, math.prod(padded))  # explicit, not -1: N may be 0
+        per_offset = dcols.reshape(n, self.in_channels, len(offsets), length)
+        for k, start in enumerate(offsets):
+            target = flat[:, :, start:start + length]
+            np.add(target, per_offset[:, :, k], out=target)
 
     def _buffers(self, g, cols_m, input_grad):
         """Scratch arrays for the per-sample weight gradients and the columns' gradient, reused."""
@@ -183,6 +223,12 @@ class _ConvNd(Module):
         if self.weight.value.dtype != np.float64:
             text += f", dtype={self.weight.value.dtype}"
         return text
+
+
+class _Wide(tuple, Transient):
+    """The stride-1 backward's buffers; it holds a view of one of them, so a copied layer makes its own."""
+
+    __slots__ = ()
 
 
 _COMMON_DOC = """

@@ -23,6 +23,7 @@ from .._checks import check_number
 from ..module import Module
 from ._conv_args import check_feature_shape, check_input, int_tuple, output_sizes, per_axis
 from ._im2col import col2im_add, pad, pad_adjoint, window_view
+from ._tiles import tile_max, tile_max_adjoint, tile_origins
 
 
 def _window_args(owner, dims, kernel_size, stride, padding, dilation=1):
@@ -87,6 +88,10 @@ class _MaxPoolNd(_Pool):
         self._winner = None  # flat index, in the padded input, of each window's maximum
         self._shapes = None
         self._pad_buf = None
+        self._tiles = None  # (input shape, stages) of the last forward over non-overlapping windows
+        self._origins = None  # (shapes, flat index of each tile's first pixel), reused
+        self._tiled = self.stride == self.kernel_size and not any(self.padding) and \
+            self.dilation == (1,) * self._dims
 
     def _windows(self, x):
         """``(max (N, C, *out), argmax (N, C, *out) over the flattened window, pads, sizes)`` for ``x``.
@@ -119,11 +124,18 @@ class _MaxPoolNd(_Pool):
 
     def forward(self, x):
         """x: (N, C, *spatial) -> (N, C, *out), each window's maximum."""
+        if self._tiled:  # non-overlapping windows: a few passes per axis (nanonet.layers._tiles)
+            check_input(self, x, None, self._dims, None)
+            sizes = self._sizes(x.shape[2:])
+            if all(o * k <= n for o, k, n in zip(sizes, self.kernel_size, x.shape[2:])):  # no partial window
+                out, stages = tile_max(x, self.kernel_size, sizes)
+                self._tiles, self._winner = (x.shape, stages), None
+                return out
         out, arg, pads, sizes = self._windows(x)
         padded = x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
         base, offsets = self._index(x.shape, padded, sizes)
         self._winner = base + offsets[arg]
-        self._shapes = (padded, pads)
+        self._shapes, self._tiles = (padded, pads), None
         return out
 
     def _index(self, shape, padded, sizes):
@@ -143,6 +155,12 @@ class _MaxPoolNd(_Pool):
 
     def backward(self, grad_out):
         """grad_out: (N, C, *out) -> dJ/dx: each gradient goes to its window's maximum (summed where shared)."""
+        if self._tiles is not None:
+            shape, stages = self._tiles
+            key = (shape, grad_out.shape)
+            if self._origins is None or self._origins[0] != key:
+                self._origins = (key, tile_origins(shape, self.kernel_size, grad_out.shape[2:]))
+            return tile_max_adjoint(grad_out, stages, shape, self._origins[1])
         padded, pads = self._shapes
         dxp = np.bincount(self._winner.ravel(), weights=grad_out.ravel(), minlength=math.prod(padded))
         dx = pad_adjoint(dxp.reshape(padded).astype(grad_out.dtype, copy=False), pads)
