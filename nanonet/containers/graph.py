@@ -308,7 +308,8 @@ class Graph(Module):
         training nobody needs the gradient of the data. Parameter gradients
         are accumulated either way.
         """
-        check_backward_ready(self, self._slot_dtypes)
+        if self._slot_dtypes is None:
+            check_backward_ready(self, None)
         plan = self._current_plan()
         check_each = _anomaly()
         single = grad_out.__class__ is np.ndarray and len(self._output_slots) == 1 and not check_each
@@ -318,18 +319,19 @@ class Graph(Module):
                                   or grad_out.dtype != self._slot_dtypes[self._output_slots[0]]):
             grads, bound = self._bind_output_grads(grad_out), None  # (it raises)
         where = [len(self._steps) - 1]
+        chain = bound[1] if bound is not None else None
+        i = len(self._steps) - 1
         try:
-            if bound is not None and bound[1] is not None:  # a bound chain
+            if chain is not None:  # a bound chain: one call per step, as Sequential
                 g = grads[0]
-                for i in range(len(self._steps) - 1, -1, -1):
-                    where[0] = i
-                    g = bound[1][i](g)
+                for i in range(i, -1, -1):
+                    g = chain[i](g)
                 results = [g]
             else:
                 results = run_backward(self, plan, grads, input_grad, None if bound is None else bound[0],
                                        check_each, where)
         except Exception as exc:
-            i = where[0]
+            i = i if chain is not None else where[0]
             new = child_error(self, self._layer_names[i], self._layers[i], exc, "backward")
             if new is None:
                 raise
