@@ -31,12 +31,12 @@ def epoch_batches(ctx, x, y, shuffle):
         yield x[start:start + size], y[start:start + size]
 
 
-def zero_grad_of(model, optimizer):
+def zero_grad_of(model, optimizer, params=None):
     """``optimizer.zero_grad`` when it zeroes exactly the model's parameters (one fill per flat block), else the model's."""
     owned = getattr(optimizer, "parameters", None)
     if callable(owned) and callable(getattr(optimizer, "zero_grad", None)):
         try:
-            same = {id(p) for p in owned()} == {id(p) for p in model.parameters()}
+            same = {id(p) for p in owned()} == {id(p) for p in (model.parameters() if params is None else params)}
         except TypeError:
             same = False
         if same:
@@ -65,18 +65,21 @@ class GradZeroing:
     """
 
     def __init__(self, model, optimizer):
-        self.fill = zero_grad_of(model, optimizer)
         modules = model.modules()
-        holders = {}
+        holders, params = {}, []  # how many modules hold each parameter; the parameters, as model.parameters()
         for m in modules:
             for _, p in m._named_own(Parameter):
-                holders.setdefault(id(p), []).append(m)
+                count = holders.get(id(p), 0)
+                if not count:
+                    params.append(p)
+                holders[id(p)] = count + 1
+        self.fill = zero_grad_of(model, optimizer, params)
         layers = [m for m in modules if m.__class__ is Linear and layer_key(m) is Linear
-                  and all(len(holders[id(p)]) == 1 for _, p in m._named_own(Parameter))]
+                  and holders[id(m.weight)] == 1 and (m.bias is None or holders[id(m.bias)] == 1)]
         self.layers = layers
         self.items = [(m, m.weight, m.bias) for m in layers]
         promised = {id(m.weight) for m in layers} | {id(m.bias) for m in layers if m.bias is not None}
-        self.others = [p for p in model.parameters() if id(p) not in promised]
+        self.others = [p for p in params if id(p) not in promised]
 
     def zero(self):
         for m, weight, bias in self.items:
