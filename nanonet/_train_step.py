@@ -36,7 +36,8 @@ def zero_grad_of(model, optimizer, params=None):
     owned = getattr(optimizer, "parameters", None)
     if callable(owned) and callable(getattr(optimizer, "zero_grad", None)):
         try:
-            same = {id(p) for p in owned()} == {id(p) for p in (model.parameters() if params is None else params)}
+            mine = model.parameters() if params is None else params
+            same = {id(p) for p in owned()} == {id(p) for p in mine}
         except TypeError:
             same = False
         if same:

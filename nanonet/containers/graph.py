@@ -21,6 +21,7 @@ from ..module import _DETECT_ANOMALY, Module
 from .graph_build import shape_text
 from .graph_plan import compile_graph
 from .graph_run import GraphPlan, bind_graph_backward, bind_graph_forward, run_backward, run_forward
+from .plan import members_current
 from .sequential import check_no_reuse, child_error, child_position
 
 _anomaly = _DETECT_ANOMALY.get  # inside ``nn.detect_anomaly()``: check every step's output
@@ -195,7 +196,9 @@ class Graph(Module):
 
     def forward(self, *inputs):
         """inputs: one ``(N, *shape)`` array per Input (or a dict) -> the output(s)."""
-        plan = self._current_plan()
+        plan = self.__dict__.get("_plan")
+        if plan is None or not members_current(plan.members):  # (_current_plan, inlined: it runs every call)
+            plan = self._current_plan()
         check_each = _anomaly()
         x = inputs[0] if len(inputs) == 1 else None
         bound = None
@@ -310,7 +313,9 @@ class Graph(Module):
         """
         if self._slot_dtypes is None:
             check_backward_ready(self, None)
-        plan = self._current_plan()
+        plan = self.__dict__.get("_plan")
+        if plan is None or not members_current(plan.members):  # (_current_plan, inlined: it runs every call)
+            plan = self._current_plan()
         check_each = _anomaly()
         single = grad_out.__class__ is np.ndarray and len(self._output_slots) == 1 and not check_each
         bound = plan.bound_backward.get((grad_out.shape, grad_out.dtype, bool(input_grad))) if single else None
