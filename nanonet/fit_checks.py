@@ -8,10 +8,13 @@
 """
 
 import math
+from operator import attrgetter, is_
 
 import numpy as np
 
 from . import _flat
+
+_GRAD = attrgetter("grad")
 
 
 def not_a_class(name, value, example):
@@ -51,7 +54,7 @@ def finite_check_plan(params):
     items = []
     for run in _flat.runs(params):
         grad = run.grad if run.grad is not None else run.params[0].grad
-        items.append((run, run.grad, np.ones(grad.size, dtype=grad.dtype)))
+        items.append((run, run.grad, np.ones(grad.size, dtype=grad.dtype), run.grads))
     return list(params), items
 
 
@@ -67,10 +70,10 @@ def check_gradients_finite(ctx, epoch, batch, loss):
     params, items = ctx.finite_check or ((), ())
     total, dot = 0.0, np.dot
     try:
-        for run, block, ones in items:
+        for run, block, ones, grads in items:
             if block is None:
                 total += dot(run.params[0].grad.ravel(), ones)
-            elif run.intact():
+            elif all(map(is_, map(_GRAD, run.params), grads)):  # the block still holds the gradients
                 total += dot(block, ones)
             else:
                 total = math.nan

@@ -10,7 +10,7 @@ from ._extras import missing
 from ._rng import as_generator
 from . import metrics as metrics_mod
 from .data import check_batch_size, check_pair, num_batches
-from ._train_step import backward_of, epoch_batches, zero_grad_of
+from ._train_step import GradZeroing, backward_of, epoch_batches
 from .fit_checks import (check_gradients_finite, check_optimizer_owns, finite_check_plan, not_a_class,
                          optimizer_parameters)
 from .inference import evaluate, predict  # noqa: F401 (re-exported: nn.evaluate, nn.predict)
@@ -274,7 +274,8 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
     """
     model, loss_fn, optimizer = ctx.model, ctx.loss_fn, ctx.optimizer
     model.train()
-    zero_grad = zero_grad_of(model, optimizer)
+    zeroing = GradZeroing(model, optimizer)
+    zero_grad, settle = zeroing.zero, zeroing.settle
     forward = model if anomaly_enabled() else model.forward  # fit checked the data for NaN/Inf once
     backward = backward_of(model)
     params = model.parameters() if clip is not None else None
@@ -284,16 +285,20 @@ def _train_epoch(ctx, x, y, epoch, metrics, shuffle, clip):
     for b, (xb, yb) in enumerate(epoch_batches(ctx, x, y, shuffle)):
         n = len(xb)
         zero_grad()
-        pred = forward(xb)
         try:
-            loss = loss_fn(pred, yb)
-        except FloatingPointError:          # the model's output holds NaN/Inf (the data were checked)
-            loss = math.nan
-        finite = math.isfinite(loss)
+            pred = forward(xb)
+            try:
+                loss = loss_fn(pred, yb)
+            except FloatingPointError:          # the model's output holds NaN/Inf (the data were checked)
+                loss = math.nan
+            finite = math.isfinite(loss)
+            if finite:
+                if tracker is not None:
+                    tracker.update(pred, yb)
+                backward(loss_fn.backward())
+        finally:
+            settle()                            # every .grad as zero_grad + backward leave it
         if finite:
-            if tracker is not None:
-                tracker.update(pred, yb)
-            backward(loss_fn.backward())
             check_gradients_finite(ctx, epoch + 1, b + 1, loss)  # numbers a user reads count from 1
             if params is not None:
                 _clip(params, clip)

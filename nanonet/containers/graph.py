@@ -21,6 +21,7 @@ from ..module import _DETECT_ANOMALY, Module
 from .graph_build import shape_text
 from .graph_plan import compile_graph
 from .graph_run import GraphPlan, bind_graph_backward, bind_graph_forward, run_backward, run_forward
+from .plan import members_current
 from .sequential import check_no_reuse, child_error, child_position
 
 _anomaly = _DETECT_ANOMALY.get  # inside ``nn.detect_anomaly()``: check every step's output
@@ -195,7 +196,9 @@ class Graph(Module):
 
     def forward(self, *inputs):
         """inputs: one ``(N, *shape)`` array per Input (or a dict) -> the output(s)."""
-        plan = self._current_plan()
+        plan = self.__dict__.get("_plan")
+        if plan is None or not members_current(plan.members):  # (_current_plan, inlined: it runs every call)
+            plan = self._current_plan()
         check_each = _anomaly()
         x = inputs[0] if len(inputs) == 1 else None
         bound = None
@@ -308,8 +311,11 @@ class Graph(Module):
         training nobody needs the gradient of the data. Parameter gradients
         are accumulated either way.
         """
-        check_backward_ready(self, self._slot_dtypes)
-        plan = self._current_plan()
+        if self._slot_dtypes is None:
+            check_backward_ready(self, None)
+        plan = self.__dict__.get("_plan")
+        if plan is None or not members_current(plan.members):  # (_current_plan, inlined: it runs every call)
+            plan = self._current_plan()
         check_each = _anomaly()
         single = grad_out.__class__ is np.ndarray and len(self._output_slots) == 1 and not check_each
         bound = plan.bound_backward.get((grad_out.shape, grad_out.dtype, bool(input_grad))) if single else None
@@ -318,18 +324,19 @@ class Graph(Module):
                                   or grad_out.dtype != self._slot_dtypes[self._output_slots[0]]):
             grads, bound = self._bind_output_grads(grad_out), None  # (it raises)
         where = [len(self._steps) - 1]
+        chain = bound[1] if bound is not None else None
+        i = len(self._steps) - 1
         try:
-            if bound is not None and bound[1] is not None:  # a bound chain
+            if chain is not None:  # a bound chain: one call per step, as Sequential
                 g = grads[0]
-                for i in range(len(self._steps) - 1, -1, -1):
-                    where[0] = i
-                    g = bound[1][i](g)
+                for i in range(i, -1, -1):
+                    g = chain[i](g)
                 results = [g]
             else:
                 results = run_backward(self, plan, grads, input_grad, None if bound is None else bound[0],
                                        check_each, where)
         except Exception as exc:
-            i = where[0]
+            i = i if chain is not None else where[0]
             new = child_error(self, self._layer_names[i], self._layers[i], exc, "backward")
             if new is None:
                 raise

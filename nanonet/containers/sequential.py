@@ -5,7 +5,7 @@ import numpy as np
 from .. import _flat
 from .._checks import check_finite, renamed_error, who
 from ..module import _DETECT_ANOMALY, Module
-from .plan import BUFFER, FRESH, IN_PLACE, ChainPlan
+from .plan import BUFFER, FRESH, IN_PLACE, ChainPlan, members_current
 
 _anomaly = _DETECT_ANOMALY.get  # inside ``nn.detect_anomaly()``: check every child's output
 
@@ -156,7 +156,9 @@ class Sequential(Module):
     def forward(self, x):
         """x: the first child's input -> the last child's output (a fresh array)."""
         layers = self._layers
-        plan = self._current_plan()
+        plan = self.__dict__.get("_plan")
+        if plan is None or plan.layers is not layers or not members_current(plan.members):  # (_current_plan, inlined)
+            plan = self._current_plan()
         check_each = _anomaly()
         signature = (x.shape, x.dtype) if x.__class__ is np.ndarray and not check_each else None
         calls = plan.bound_forward.get(signature)
@@ -199,7 +201,9 @@ class Sequential(Module):
         gradient of the data. Parameter gradients are accumulated either way.
         """
         layers = self._layers
-        plan = self._current_plan()
+        plan = self.__dict__.get("_plan")
+        if plan is None or plan.layers is not layers or not members_current(plan.members):  # (_current_plan, inlined)
+            plan = self._current_plan()
         check_each = _anomaly()
         signature = (grad_out.shape, grad_out.dtype, bool(input_grad)) \
             if grad_out.__class__ is np.ndarray and not check_each else None

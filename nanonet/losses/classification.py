@@ -133,7 +133,8 @@ class CrossEntropyLoss(Loss):
         return value / total if total else float("nan")
 
     def backward(self, grad=1.0):
-        check_backward_ready(self, self._cache)
+        if self._cache is None:
+            check_backward_ready(self, None)
         if self._cache.__class__ is fused.Fused:
             return fused.backward(self, grad)
         logp, q, total = self._cache

@@ -144,7 +144,10 @@ class GroupPlan:
 
     def current(self, opt, group):
         """True while nothing the plan relies on changed (identity checks, made in C by ``map``)."""
-        if not self.grads_current(group) or not all(map(is_, map(_VALUE, self.run_params), self.values)):
+        params, run_params = group["params"], self.run_params
+        if group is not self.group or len(params) != len(self.params) or not all(map(is_, params, self.params)) \
+                or not all(map(is_, map(_GRAD, run_params), self.grads)) \
+                or not all(map(is_, map(_VALUE, run_params), self.values)):
             return False
         if self.owners and not all(map(is_, map(opt.state.get, self.run_params), self.owners)):
             return False
@@ -157,6 +160,11 @@ class GroupPlan:
         return True
 
     def step(self, opt, group):
+        items = self.items
+        if len(items) == 1 and items[0].__class__ is RunState:  # one block: the usual model
+            if items[0].update(opt, group):
+                self.refresh()
+            return
         changed = False
         for item in self.items:
             if item.__class__ is RunState:

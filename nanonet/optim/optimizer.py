@@ -129,6 +129,15 @@ class Optimizer:
                     self._update(p, group, self._state_for(p))
             return
         plans = self.__dict__.get("_plans") or {}
+        groups = self.param_groups
+        if len(groups) == 1:  # the usual case, without a list and a generator per step
+            group = groups[0]
+            plan = plans.get(id(group))
+            if plan is None or not plan.current(self, group):
+                self._check_grads()
+                plan = group_plan(self, group)
+            plan.step(self, group)
+            return
         chosen = [plans.get(id(group)) for group in self.param_groups]
         if not all(plan is not None and plan.current(self, group) for plan, group in zip(chosen, self.param_groups)):
             self._check_grads()
