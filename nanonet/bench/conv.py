@@ -90,8 +90,11 @@ def build_nanonet(problem, nn=None):
 def make_nanonet(problem, nn=None):
     """nanonet's Module API: zero_grad, forward, loss, backward (no dJ/dx of the data), in-place SGD.
 
-    ``nn``: another copy of the package (``--baseline REV``); default ``nanonet`` itself.
+    ``nn``: another copy of the package (``--baseline REV``); default ``nanonet`` itself. A revision
+    older than the conv layers is skipped (named as such), not an error.
     """
+    if nn is not None and not hasattr(nn, "Conv2d"):
+        raise peers_mod.PeerUnavailable(f"{nn.__name__} has no Conv2d: the revision predates the conv layers")
     model, loss_fn = build_nanonet(problem, nn)
     x, labels = problem.x, problem.labels
     params = model.parameters()
