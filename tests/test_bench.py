@@ -117,6 +117,43 @@ def test_numpy_peers_and_nanonet_take_the_same_step():
             assert not np.array_equal(b, old) or not b.any()
 
 
+@pytest.fixture
+def no_threadpoolctl(monkeypatch, tmp_path):
+    """Make ``import threadpoolctl`` fail here and in the workers, as after a plain ``pip install .``."""
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)
+    fake = tmp_path / "no_threadpoolctl" / "threadpoolctl.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("raise ImportError(\"No module named 'threadpoolctl'\")\n")
+    monkeypatch.syspath_prepend(str(fake.parent))
+
+
+def test_quick_runs_without_threadpoolctl(capsys, no_torch, no_threadpoolctl):
+    # the workers take their one BLAS thread from the environment; the run must not need the bench extra
+    assert cli.main(["bench", "--quick", "--peers", "nanonet,seed", "--sizes", "64x32x32", "--dtypes", "float64",
+                     "--budget", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "| 64×32×32 f64" in out and "threadpoolctl" not in out
+
+
+def test_asked_for_threads_without_threadpoolctl_is_a_one_line_error(no_threadpoolctl):
+    with pytest.raises(SystemExit, match="--threads.*threadpoolctl"):
+        cli.main(["bench", "--threads", "1", "--only", "steps", "--sizes", "16x3x4"])
+
+
+def test_workers_start_with_the_thread_limit_in_their_environment(monkeypatch):
+    import os
+
+    from nanonet.bench import isolated, peers
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with isolated._thread_env(1):
+        assert all(os.environ[k] == "1" for k in isolated.THREAD_VARIABLES)
+        monkeypatch.setitem(sys.modules, "threadpoolctl", None)
+        assert peers.blas_threads() == 1  # without threadpoolctl, the count a worker reports
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "OPENBLAS_NUM_THREADS" not in os.environ  # restored
+
+
 def test_isolated_steps_run_each_peer_in_its_own_process():
     from nanonet.bench import cli as bench_cli
 

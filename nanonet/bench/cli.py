@@ -208,8 +208,13 @@ def run_suite(*, quick=False, names=tuple(peers.PEERS), parts=PARTS, repeats=Non
 
 
 @contextlib.contextmanager
-def _blas_threads(count):
-    """Limit numpy's BLAS to ``count`` threads for the run (threadpoolctl), if asked."""
+def _blas_threads(count, required=True):
+    """Limit numpy's BLAS to ``count`` threads for the run (threadpoolctl), if asked.
+
+    Not ``required`` (``--quick``'s own default of one thread, where every
+    timed step runs in a worker that takes the limit from its environment):
+    without threadpoolctl this process keeps its threads and the run goes on.
+    """
     if count is None:
         yield
         return
@@ -218,6 +223,9 @@ def _blas_threads(count):
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
+        if not required:
+            yield
+            return
         raise SystemExit(f"nanonet bench: {missing('--threads', 'threadpoolctl', 'bench')}") from None
     with threadpool_limits(limits=count, user_api="blas"):
         yield
@@ -243,6 +251,7 @@ def main(args):
         raise SystemExit(f"nanonet bench: --repeats must be at least 1, got {args.repeats}")
     if args.from_json:
         return _report(_load(args.from_json), args)
+    required = args.threads is not None  # asked for, not --quick's default
     if args.quick and args.threads is None:
         args.threads = 1  # each peer in its own process, one BLAS thread: spinning thread pools disturb 2 cores
     every = list(dict.fromkeys([*peers.PEERS, *minibatch.PEERS]))
@@ -263,9 +272,9 @@ def main(args):
     if args.profile:
         from . import profile
 
-        with _blas_threads(args.threads):
+        with _blas_threads(args.threads, required):
             return profile.main(configs, quick=args.quick)
-    with _blas_threads(args.threads):
+    with _blas_threads(args.threads, required):
         result = run_suite(quick=args.quick, names=names, parts=parts, repeats=args.repeats,
                            sizes=_parse_sizes(args.sizes) if args.sizes else None, dtypes=dtypes,
                            isolate=args.isolate or args.quick, baseline_revs=args.baseline, budget_s=budget or None,

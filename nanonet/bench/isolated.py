@@ -10,8 +10,10 @@ interleaved, one sample per worker in turn, while the others wait on their
 pipe.
 """
 
+import contextlib
 import importlib
 import multiprocessing
+import os
 import random
 import time
 
@@ -39,6 +41,31 @@ def _limit_threads(threads):
     except ImportError:
         return None
     return threadpool_limits(limits=threads, user_api="blas")
+
+
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _thread_env(threads):
+    """Start workers with ``threads`` BLAS threads in their environment, read when they import numpy.
+
+    So the limit holds without threadpoolctl (a plain ``pip install``); with it,
+    ``_limit_threads`` sets the same limit again in the worker.
+    """
+    if not threads:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _worker(conn, name, baseline_revs, family="steps", threads=None):
@@ -86,12 +113,13 @@ class Workers:
     def __init__(self, names, baseline_revs=(), family="steps", threads=None):
         ctx = multiprocessing.get_context("spawn")
         self.procs = {}
-        for name in names:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, name, list(baseline_revs), family, threads),
-                               daemon=True)
-            proc.start()
-            self.procs[name] = (proc, parent)
+        with _thread_env(threads):
+            for name in names:
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(child, name, list(baseline_revs), family, threads),
+                                   daemon=True)
+                proc.start()
+                self.procs[name] = (proc, parent)
 
     def __enter__(self):
         return self

@@ -44,11 +44,12 @@ def import_optional(name):
 
 
 def blas_threads():
-    """numpy's BLAS thread count (threadpoolctl if present, else the CPU count)."""
+    """numpy's BLAS thread count (threadpoolctl if present, else ``OPENBLAS_NUM_THREADS`` or the CPU count)."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return os.cpu_count() or 1
+        env = os.environ.get("OPENBLAS_NUM_THREADS", "")
+        return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
     counts = [d["num_threads"] for d in threadpool_info()
               if d.get("user_api") == "blas" and "numpy" in d.get("filepath", "")]
     return counts[0] if counts else (os.cpu_count() or 1)
