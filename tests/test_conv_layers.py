@@ -238,3 +238,24 @@ def test_maxpool_tiles_agree_with_the_window_path_on_ties(cls, kernel, shape, dt
     dx = tiled.backward(g)
     assert dx.dtype == dtype and y.dtype == dtype
     np.testing.assert_array_equal(dx, general.backward(g).astype(dtype))
+
+
+@pytest.mark.parametrize("shape", [(6, 16, 4, 4), (2, 3, 8, 8)], ids=["channels-last", "general"])
+def test_float32_conv2d_agrees_with_float64_to_float_rounding(shape):
+    """Both Conv2d paths keep float32 throughout (no float64 promotion) and agree with float64 to rounding."""
+    from nanonet.layers import _conv_nhwc
+
+    gen = np.random.default_rng(3)
+    x, layers = gen.normal(size=shape), {}
+    for dtype in (np.float64, np.float32):
+        conv = layers[dtype] = nn.Conv2d(shape[1], 5, 3, padding=1, dtype=dtype, rng=0)
+        conv.load_state_dict({k: v.astype(dtype) for k, v in layers[np.float64].state_dict().items()})
+    assert _conv_nhwc.fits(layers[np.float32], shape, shape[2:]) == (shape[1] == 16)
+    results = {}
+    for dtype, conv in layers.items():
+        y = conv(x.astype(dtype))
+        g = np.cos(np.arange(y.size)).reshape(y.shape).astype(dtype)
+        results[dtype] = (y, conv.backward(g), conv.weight.grad, conv.bias.grad)
+    for ours, exact in zip(results[np.float32], results[np.float64]):
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours, exact, rtol=1e-4, atol=1e-4 * np.abs(exact).max())

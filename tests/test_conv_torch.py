@@ -98,6 +98,30 @@ def test_conv2d_matches_torch(kw, shape):
     _compare(nn.Conv2d(**kw, rng=0), theirs, _x(shape, len(str(kw))), kw)
 
 
+# Small maps with many channels: Conv2d's channels-last path (nanonet.layers._conv_nhwc), every padding
+# it takes (none, symmetric, asymmetric 'same', up to k - 1), with and without bias, batch 0 and 1.
+CONV2D_LAST = [
+    (dict(in_channels=16, out_channels=32, kernel_size=3, padding=1), (5, 16, 4, 4)),  # the digits' second conv
+    (dict(in_channels=8, out_channels=5, kernel_size=3, padding=1, bias=False), (3, 8, 4, 5)),
+    (dict(in_channels=6, out_channels=4, kernel_size=2, padding="same"), (2, 6, 3, 3)),
+    (dict(in_channels=6, out_channels=3, kernel_size=(2, 3), padding="same"), (2, 6, 5, 4)),
+    (dict(in_channels=12, out_channels=5, kernel_size=3, padding=2), (4, 12, 5, 5)),
+    (dict(in_channels=12, out_channels=5, kernel_size=3), (3, 12, 6, 6)),
+    (dict(in_channels=7, out_channels=9, kernel_size=(3, 1), padding=(1, 0)), (1, 7, 4, 2)),
+    (dict(in_channels=16, out_channels=4, kernel_size=3, padding=1), (0, 16, 4, 4)),
+]
+
+
+@pytest.mark.parametrize("kw, shape", CONV2D_LAST, ids=_ids(CONV2D_LAST))
+def test_conv2d_channels_last_path_matches_torch(kw, shape):
+    from nanonet.layers import _conv_nhwc
+
+    ours = nn.Conv2d(**kw, rng=0)
+    assert _conv_nhwc.fits(ours, shape, ours.output_shape(shape[1:])[1:]), f"not on the channels-last path: {kw}"
+    _compare(ours, torch.nn.Conv2d(**kw, dtype=torch.float64), _x(shape, len(str(kw))), kw)
+    assert ours._cols is None and ours._last is not None  # it ran there
+
+
 @pytest.mark.parametrize("kw, shape", CONV1D, ids=_ids(CONV1D))
 def test_conv1d_matches_torch(kw, shape):
     theirs = torch.nn.Conv1d(**kw, dtype=torch.float64)

@@ -29,6 +29,7 @@ from ._conv_args import (
     output_sizes,
     padding_pairs,
 )
+from . import _conv_nhwc
 from ._im2col import col2im_add, im2col, pad, pad_adjoint
 
 
@@ -80,6 +81,7 @@ class _ConvNd(Module):
         self._scratch = None    # (dW per sample, dcols) products of backward, reused
         self._input_shape = None
         self._wide = None       # stride-1 backward: (key, wide grad_out, its view, dcols, kernel offsets)
+        self._last = None       # small maps: the channels-last path's buffers (nanonet.layers._conv_nhwc)
 
     # -- shapes -------------------------------------------------------------
     def _out_sizes(self, spatial):
@@ -108,6 +110,9 @@ class _ConvNd(Module):
         w = self.weight.value
         check_input(self, x, self.in_channels, self._dims, w.dtype)
         sizes = self._out_sizes(x.shape[2:])
+        if _conv_nhwc.fits(self, x.shape, sizes):
+            return self._forward_last(x, out, sizes)
+        self._last = None
         xp = pad(x, self._pads, self.padding_mode, buf=self._pad_buf)
         if xp is not x and self.padding_mode == "zeros":
             self._pad_buf = xp
@@ -127,14 +132,36 @@ class _ConvNd(Module):
         self._last_output = (shape, w.dtype)  # what the contract checks backward's grad_out against
         return out
 
+    def _forward_last(self, x, out, sizes):
+        """``_forward_into`` on small maps, channels-last (``nanonet.layers._conv_nhwc``)."""
+        w = self.weight.value
+        shape = (x.shape[0], self.out_channels) + sizes
+        if out is None or out.shape != shape or out.dtype != w.dtype:
+            out = np.empty(shape, dtype=w.dtype)
+        if self._last is None:
+            self._last = {}
+        self._cols = None
+        _conv_nhwc.forward(self._last, x, w, None if self.bias is None else self.bias.value, self._pads, sizes, out)
+        self._input_shape = x.shape
+        self._last_output = (shape, w.dtype)
+        return out
+
     def _backward_into(self, grad_out, out, input_grad=True):
         cols = self._cols
-        if cols is None:
+        if cols is None and self._last is None:
             raise RuntimeError(f"{self.short_repr()}: backward called before forward; call forward(x) first")
         w = self.weight.value
         expected = self._last_output[0]
         if grad_out.__class__ is not np.ndarray or grad_out.shape != expected or grad_out.dtype != w.dtype:
             check_same_shape(self, grad_out, expected, dtype=w.dtype)
+        if cols is None:
+            dx = _conv_nhwc.backward(self._last, grad_out, w, self.weight.grad,
+                                     None if self.bias is None else self.bias.grad, self._pads, self._input_shape,
+                                     input_grad)
+            if dx is not None and out is not None and out.shape == dx.shape and out.dtype == dx.dtype:
+                np.copyto(out, dx)
+                return out
+            return dx
         n, groups = grad_out.shape[0], self.groups
         og, length = self.out_channels // groups, math.prod(expected[2:])
         g = grad_out.reshape(n, groups, og, length)
