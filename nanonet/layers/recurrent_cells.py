@@ -201,43 +201,40 @@ class LSTMCell:
         steps, batch, width = acts.shape
         hidden = width // 4
         _, c_prev = _views(cs, reverse)
+        dtype = acts.dtype
+        # d_pre starts as what multiplies dc (i, f, g) and dh (o) at each step, for all steps at once and in
+        # place: s (1 - s) over the whole (T, B, 4H) block in two contiguous passes (g's part redone below),
+        # then times each gate's other factor; the loop scales it by dc and dh
+        d_pre = scratch(work, "d_pre", (steps, batch, 4, hidden), dtype)
+        np.subtract(1, acts, out=d_pre.reshape(acts.shape))
+        d_pre.reshape(acts.shape)[...] *= acts
         gates = acts.reshape(steps, batch, 4, hidden)
         i, f, g, o = (gates[:, :, k] for k in range(4))
-        dtype = acts.dtype
-        # what multiplies dc (for i, f, g) and dh (for o, and dc's share) at each step, for all steps at
-        # once, written in place (no temporaries); on_dc is gate-major per step, so that its product with
-        # dc in the loop reads three contiguous (B, H) blocks
-        on_dc = scratch(work, "on_dc", (steps, 3, batch, hidden), dtype)
-        for k, (gate, other) in enumerate(((i, g), (f, c_prev))):
-            x = on_dc[:, k]
-            np.subtract(1, gate, out=x)
-            x *= gate
-            x *= other
-        x = on_dc[:, 2]
-        np.multiply(g, g, out=x)
-        np.subtract(1, x, out=x)
-        x *= i
-        dc_from_dh, do_from_dh = scratch(work, "from_dh", (2, steps, batch, hidden), dtype)
+        on_i, on_f, on_g, on_o = (d_pre[:, :, k] for k in range(4))
+        np.multiply(g, g, out=on_g)
+        np.subtract(1, on_g, out=on_g)
+        on_g *= i
+        on_i *= g
+        on_f *= c_prev
+        on_o *= tanh_c
+        dc_from_dh = scratch(work, "dc_from_dh", tanh_c.shape, dtype)
         np.multiply(tanh_c, tanh_c, out=dc_from_dh)
         np.subtract(1, dc_from_dh, out=dc_from_dh)
         dc_from_dh *= o
-        np.subtract(1, o, out=do_from_dh)
-        do_from_dh *= o
-        do_from_dh *= tanh_c
-        d_pre = scratch(work, "d_pre", (steps, batch, 4, hidden), dtype)
-        d_gates = d_pre.transpose(0, 2, 1, 3)  # (T, 4, B, H), a view
         dh_rec = np.zeros((batch, hidden), dtype) if g_last_h is None else g_last_h.copy()
         dc = np.zeros((batch, hidden), dtype) if g_last_c is None else g_last_c.copy()
         dh = np.empty_like(dh_rec)
         tmp = np.empty_like(dh_rec)
+        dc_gates = dc[:, None, :]  # a view: dc for each of i, f, g
         for t, _, _ in _order(steps, not reverse):
             np.add(g_out[t], dh_rec, out=dh)
             np.multiply(dh, dc_from_dh[t], out=tmp)
             dc += tmp
-            np.multiply(on_dc[t], dc, out=d_gates[t, :3])
-            np.multiply(dh, do_from_dh[t], out=d_gates[t, 3])
+            step = d_pre[t]  # (B, 4, H)
+            step[:, :3] *= dc_gates
+            step[:, 3] *= dh
             dc *= f[t]
-            np.dot(d_pre[t].reshape(batch, width), w_hh, out=dh_rec)
+            np.dot(step.reshape(batch, width), w_hh, out=dh_rec)
         d_pre = d_pre.reshape(steps, batch, width)
         return d_pre, d_pre, dh_rec, dc
 
