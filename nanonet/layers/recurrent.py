@@ -389,7 +389,7 @@ class GRU(_RNNBase):
             xw += _scaled(b_ih.value, scale)
             xw[:, :, :split] += _scaled(b_hh.value, scale)[:split]
             b_hn = b_hh.value[split:]
-        return GRUCell.forward(xw, w_hh, b_hn, *init, reverse)
+        return GRUCell.forward(xw, w_hh, b_hn, *init, reverse, work)
 
 
 for _cls in (RNN, LSTM, GRU):

@@ -107,8 +107,9 @@ class RNNTanh:
         np.tanh(a, out=a)
 
     @staticmethod
-    def derivative(out):
-        return 1 - out * out
+    def derivative(out, into):
+        np.multiply(out, out, out=into)
+        np.subtract(1, into, out=into)
 
     @classmethod
     def forward(cls, xw, w_hh, h0, reverse, work=None):
@@ -120,15 +121,15 @@ class RNNTanh:
             np.dot(hs[before], wt, out=a)
             a += xw[t]
             cls.activate(a)
-        return hs, (hs,)
+        return hs, (hs, work)
 
     @classmethod
     def backward(cls, g_out, g_last, w_hh, cache, reverse):
         """-> (d_xw, d_hw, d_h0): gradients of xw, of the recurrent pre-activation, of h0."""
-        (hs,) = cache
+        hs, work = cache
         out, _ = _views(hs, reverse)
-        deriv = cls.derivative(out)
-        d_pre = np.empty_like(deriv)
+        deriv, d_pre = (scratch(work, name, out.shape, out.dtype) for name in ("deriv", "d_pre"))
+        cls.derivative(out, deriv)
         dh_rec = np.zeros_like(hs[0]) if g_last is None else g_last.copy()
         dh = np.empty_like(dh_rec)
         for t, _, _ in _order(g_out.shape[0], not reverse):
@@ -146,8 +147,8 @@ class RNNReLU(RNNTanh):
         np.maximum(a, 0, out=a)
 
     @staticmethod
-    def derivative(out):
-        return (out > 0).astype(out.dtype)
+    def derivative(out, into):
+        np.greater(out, 0, out=into, casting="unsafe")  # True -> 1.0, False -> 0.0
 
 
 class LSTMCell:
@@ -255,15 +256,15 @@ class GRUCell:
         return _half_rows(3, (0, 1), hidden, dtype)
 
     @staticmethod
-    def forward(xw, w_hh, b_hn, h0, reverse):
+    def forward(xw, w_hh, b_hn, h0, reverse, work=None):
         """xw (T, B, 3H) and w_hh with the r, z rows at 1/2 (see the module docstring); b_hn as it is."""
         steps, batch, width = xw.shape
         hidden = width // 3
         s2 = 2 * hidden
-        hs = _states(xw, h0, hidden, reverse)
-        rz = np.empty((steps, batch, s2), dtype=xw.dtype)
-        n = np.empty((steps, batch, hidden), dtype=xw.dtype)
-        hwn = np.empty((steps, batch, hidden), dtype=xw.dtype)  # h W_hn.T + b_hn
+        hs = _states(xw, h0, hidden, reverse, work)
+        rz = scratch(work, "rz", (steps, batch, s2), xw.dtype)
+        n = scratch(work, "n", (steps, batch, hidden), xw.dtype)
+        hwn = scratch(work, "hwn", (steps, batch, hidden), xw.dtype)  # h W_hn.T + b_hn
         hw = np.empty((batch, width), dtype=xw.dtype)
         wt = _plain(w_hh)
         for t, before, after in _order(steps, reverse):
@@ -281,22 +282,32 @@ class GRUCell:
             np.subtract(h, n[t], out=new)
             new *= rz[t, :, hidden:]
             new += n[t]
-        return hs, (hs, rz, n, hwn)
+        return hs, (hs, rz, n, hwn, work)
 
     @staticmethod
     def backward(g_out, g_last, w_hh, cache, reverse):
         """-> (d_xw, d_hw, d_h0); ``d_hw`` differs from ``d_xw`` in the ``n`` block (``r`` multiplies it)."""
-        hs, rz, n, hwn = cache
+        hs, rz, n, hwn, work = cache
         steps, batch, s2 = rz.shape
         hidden = s2 // 2
         width = 3 * hidden
         _, prev = _views(hs, reverse)
         r, z = rz[:, :, :hidden], rz[:, :, hidden:]
-        dn_from_dh = (1 - z) * (1 - n * n)
-        dz_from_dh = (prev - n) * z * (1 - z)
-        dr_from_dn = hwn * r * (1 - r)
-        d_xw = np.empty((steps, batch, width), dtype=rz.dtype)
-        d_hw = np.empty_like(d_xw)
+        # (1 - z)(1 - n^2), (prev - n) z (1 - z) and hwn r (1 - r), in place in scratch arrays (no temporaries)
+        dn_from_dh, dz_from_dh, dr_from_dn, tmp = (scratch(work, name, n.shape, n.dtype) for name in
+                                                   ("dn_from_dh", "dz_from_dh", "dr_from_dn", "tmp"))
+        np.multiply(n, n, out=dn_from_dh)
+        np.subtract(1, dn_from_dh, out=dn_from_dh)
+        np.subtract(1, z, out=tmp)
+        dn_from_dh *= tmp
+        np.subtract(prev, n, out=dz_from_dh)
+        dz_from_dh *= z
+        dz_from_dh *= tmp
+        np.multiply(hwn, r, out=dr_from_dn)
+        np.subtract(1, r, out=tmp)
+        dr_from_dn *= tmp
+        d_xw = scratch(work, "d_xw", (steps, batch, width), rz.dtype)
+        d_hw = scratch(work, "d_hw", (steps, batch, width), rz.dtype)
         dh_rec = np.zeros((batch, hidden), rz.dtype) if g_last is None else g_last.copy()
         dh = np.empty_like(dh_rec)
         for t, _, _ in _order(steps, not reverse):
