@@ -309,3 +309,24 @@ def test_cached_attention_step_equals_the_causal_forward():
                                    rtol=1e-12, atol=1e-13)
     with pytest.raises(RuntimeError, match=r"step is for inference: call .eval\(\) first"):
         nn.TransformerEncoderLayer(6, 2, 8, rng=0).step(_x((3, 1, 6)), {})
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_reused_scratch_arrays_never_alias_what_the_caller_holds(kind):
+    """The recurrent layers reuse their last step's arrays: nothing returned may change on the next step."""
+    def make():
+        return getattr(nn, kind)(3, 4, num_layers=2, bidirectional=True, batch_first=True, return_state=True,
+                                 rng=0)
+    layer, x1, x2 = make(), _x((2, 5, 3)), _x((2, 5, 3), seed=1)
+    first = layer(x1)
+    grads = layer.backward(tuple(np.ones_like(o) for o in first))
+    held = [a.copy() for a in first] + [grads.copy()]
+    second = layer(x2)
+    second_grads = layer.backward(tuple(np.cos(o) for o in second))
+    assert all(np.array_equal(a, b) for a, b in zip(held, list(first) + [grads]))
+    fresh = make()
+    fresh_out = fresh(x2)
+    assert all(np.array_equal(a, b) for a, b in zip(second, fresh_out))
+    np.testing.assert_array_equal(second_grads, fresh.backward(tuple(np.cos(o) for o in fresh_out)))
+    for p, q in zip(layer.parameters(), fresh.parameters()):
+        assert not np.array_equal(p.grad, q.grad)  # the layer's holds both steps' gradients, fresh's one

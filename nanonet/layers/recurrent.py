@@ -30,7 +30,7 @@ import numpy as np
 from .._checks import check_number, shape_text, who
 from .._rng import as_generator
 from ..module import Module, Parameter
-from .recurrent_cells import GRUCell, LSTMCell, RNNReLU, RNNTanh, last_state
+from .recurrent_cells import GRUCell, LSTMCell, RNNReLU, RNNTanh, flat_rows, last_state, scratch
 
 
 class _RNNBase(Module):
@@ -77,6 +77,7 @@ class _RNNBase(Module):
         self.frozen = False  # the gradient checker sets it: reuse the last dropout masks
         self._masks = []
         self._cache = None
+        self._work = {}  # per (layer, direction): scratch arrays reused from step to step (recurrent_cells.scratch)
 
     @property
     def directions(self):
@@ -139,17 +140,20 @@ class _RNNBase(Module):
         finals = [np.empty((layers, batch, hidden), x.dtype) for _ in range(self._n_states)]
         caches = []
         drop = self.training and self.dropout > 0
+        self._cache = None  # the scratch arrays below are the last cache's: it is dead from here on
         for layer in range(self.num_layers):
             out = np.empty((steps, batch, dirs * hidden), x.dtype)
-            flat_in = layer_in.reshape(steps * batch, layer_in.shape[2])  # no -1: batch may be 0
+            flat_in = flat_rows(layer_in, self._work.setdefault((layer, "in"), {}))
             kernels = []
             for d in range(dirs):
                 k = layer * dirs + d
                 w_ih, w_hh, b_ih, b_hh = self._params(layer, d)
+                work = self._work.setdefault(k, {})
                 scale = self._cell.row_scale(hidden, x.dtype)  # sigmoid rows at 1/2: sigma(a) = (tanh(a/2) + 1) / 2
-                xw = np.dot(flat_in, _scaled(w_ih.value, scale).T).reshape(steps, batch, w_ih.value.shape[0])
-                result = self._run_cell(xw, _scaled(w_hh.value, scale), b_ih, b_hh, scale,
-                                        [s[k] for s in init], bool(d))
+                xw = scratch(work, "xw", (steps * batch, w_ih.value.shape[0]), x.dtype)
+                np.dot(flat_in, _scaled(w_ih.value, scale).T, out=xw)
+                result = self._run_cell(xw.reshape(steps, batch, xw.shape[1]), _scaled(w_hh.value, scale), b_ih, b_hh,
+                                        scale, [s[k] for s in init], bool(d), work)
                 kernels.append(result[-1])
                 out[:, :, d * hidden:(d + 1) * hidden] = _out_view(result[0], bool(d))
                 for final, hs in zip(finals, result[:-1]):
@@ -157,7 +161,7 @@ class _RNNBase(Module):
             mask = None
             if drop and layer < self.num_layers - 1:
                 mask = self._draw_mask(layer, out.shape, x.dtype)
-            caches.append((layer_in, kernels, mask))
+            caches.append((flat_in, kernels, mask))
             layer_in = out if mask is None else out * mask
         self._cache = (caches, len(states), steps, batch)
         output = self._user_layout(layer_in)
@@ -165,11 +169,11 @@ class _RNNBase(Module):
             return output
         return (output,) + tuple(self._user_layout(f) for f in finals)
 
-    def _run_cell(self, xw, w_hh, b_ih, b_hh, scale, init, reverse):
+    def _run_cell(self, xw, w_hh, b_ih, b_hh, scale, init, reverse, work):
         """Add the (scaled) biases into ``xw`` and run the kernel: ``(hs, [cs,] cache)``."""
         if b_ih is not None:
             xw += _scaled(b_ih.value + b_hh.value, scale)
-        return self._cell.forward(xw, w_hh, *init, reverse)
+        return self._cell.forward(xw, w_hh, *init, reverse, work)
 
     def backward(self, grad_out, *, input_grad=True):
         """grad_out (a tuple with return_state) -> dJ/dx, or (dJ/dx, dJ/dh0[, dJ/dc0]) when states were given.
@@ -185,8 +189,7 @@ class _RNNBase(Module):
         g = np.zeros((steps, batch, dirs * hidden), dtype) if grads[0] is None else self._time_major(grads[0])
         d_init = [np.empty((self.num_layers * dirs, batch, hidden), dtype) for _ in range(self._n_states)]
         for layer in range(self.num_layers - 1, -1, -1):
-            layer_in, kernels, _ = caches[layer]
-            flat_in = layer_in.reshape(steps * batch, layer_in.shape[2])
+            flat_in, kernels, _ = caches[layer]
             d_in = None
             for d in range(dirs):
                 k = layer * dirs + d
@@ -198,7 +201,7 @@ class _RNNBase(Module):
                     store[k] = value
                 d_in = self._accumulate(params, d_xw, d_hw, flat_in, kernels[d], bool(d), d_in,
                                         input_grad or layer > 0)
-            g = None if d_in is None else d_in.reshape(steps, batch, layer_in.shape[2])
+            g = None if d_in is None else d_in.reshape(steps, batch, flat_in.shape[1])
             if layer > 0 and caches[layer - 1][2] is not None:
                 g *= caches[layer - 1][2]
         dx = None if g is None else self._user_layout(g)
@@ -378,7 +381,7 @@ class GRU(_RNNBase):
 
     _cell = GRUCell
 
-    def _run_cell(self, xw, w_hh, b_ih, b_hh, scale, init, reverse):
+    def _run_cell(self, xw, w_hh, b_ih, b_hh, scale, init, reverse, work):
         split = 2 * self.hidden_size  # b_hn stays inside r * (h W_hn^T + b_hn); the n rows are not scaled
         if b_ih is None:
             b_hn = np.zeros(self.hidden_size, xw.dtype)
@@ -386,7 +389,7 @@ class GRU(_RNNBase):
             xw += _scaled(b_ih.value, scale)
             xw[:, :, :split] += _scaled(b_hh.value, scale)[:split]
             b_hn = b_hh.value[split:]
-        return GRUCell.forward(xw, w_hh, b_hn, *init, reverse)
+        return GRUCell.forward(xw, w_hh, b_hn, *init, reverse, work)
 
 
 for _cls in (RNN, LSTM, GRU):
