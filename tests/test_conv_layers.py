@@ -240,6 +240,42 @@ def test_maxpool_tiles_agree_with_the_window_path_on_ties(cls, kernel, shape, dt
     np.testing.assert_array_equal(dx, general.backward(g).astype(dtype))
 
 
+def _max_pool_reference(x, kernel, g):
+    """Each whole tile's first maximum in row-major order (np.argmax), and ``g`` sent to it."""
+    (n, c, h, w), (kh, kw) = x.shape, kernel
+    ho, wo = h // kh, w // kw
+    tiles = x[:, :, :ho * kh, :wo * kw].reshape(n, c, ho, kh, wo, kw).transpose(0, 1, 2, 4, 3, 5)
+    tiles = tiles.reshape(n, c, ho, wo, kh * kw)
+    first = np.argmax(tiles, axis=-1)[..., None]
+    spread = np.zeros_like(tiles)
+    np.put_along_axis(spread, first, g[..., None], axis=-1)
+    dx = np.zeros_like(x)
+    dx[:, :, :ho * kh, :wo * kw] = spread.reshape(n, c, ho, wo, kh, kw).transpose(0, 1, 2, 4, 3, 5).reshape(
+        n, c, ho * kh, wo * kw)
+    return np.take_along_axis(tiles, first, axis=-1)[..., 0], dx
+
+
+@pytest.mark.parametrize("kernel, shape", [(2, (64, 16, 8, 8)), (2, (64, 32, 4, 4)), (2, (3, 5, 7, 9)),
+                                           ((2, 3), (2, 3, 5, 9)), ((16, 17), (1, 2, 33, 35))])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_maxpool_tiles_are_bit_identical_to_a_reference_on_ties(kernel, shape, dtype, monkeypatch):
+    """The flat, chunked tile path: outputs and dJ/dx exactly the reference's (ties to the first maximum)."""
+    from nanonet.layers import _tiles
+
+    monkeypatch.setattr(_tiles, "CHUNK", 3 * shape[2] * shape[3])  # several chunks of 3 planes, a short last one
+    gen = np.random.default_rng(5)
+    x = gen.integers(-2, 3, size=shape).astype(dtype)  # many ties
+    pool = nn.MaxPool2d(kernel)
+    for x_in in (x, np.asfortranarray(x)):  # a non-contiguous input too
+        y = pool(x_in)
+        assert pool._tiles is not None  # the tile path ran
+        g = gen.integers(-9, 10, size=y.shape).astype(dtype)
+        want_y, want_dx = _max_pool_reference(x, pool.kernel_size, g)
+        dx = pool.backward(g)
+        assert y.dtype == dx.dtype == dtype
+        assert y.tobytes() == want_y.tobytes() and dx.tobytes() == want_dx.tobytes()
+
+
 @pytest.mark.parametrize("shape", [(6, 16, 4, 4), (2, 3, 8, 8)], ids=["channels-last", "general"])
 def test_float32_conv2d_agrees_with_float64_to_float_rounding(shape):
     """Both Conv2d paths keep float32 throughout (no float64 promotion) and agree with float64 to rounding."""

@@ -23,7 +23,7 @@ from .._checks import check_number
 from ..module import Module
 from ._conv_args import check_feature_shape, check_input, int_tuple, output_sizes, per_axis
 from ._im2col import col2im_add, pad, pad_adjoint, window_view
-from ._tiles import tile_max, tile_max_adjoint, tile_origins
+from ._tiles import Tiles
 
 
 def _window_args(owner, dims, kernel_size, stride, padding, dilation=1):
@@ -88,8 +88,8 @@ class _MaxPoolNd(_Pool):
         self._winner = None  # flat index, in the padded input, of each window's maximum
         self._shapes = None
         self._pad_buf = None
-        self._tiles = None  # (input shape, stages) of the last forward over non-overlapping windows
-        self._origins = None  # (shapes, flat index of each tile's first pixel), reused
+        self._tiles = None  # (Tiles, winner codes) of the last forward over non-overlapping windows
+        self._tiler = None  # the Tiles of the last input shape and dtype, reused
         self._tiled = self.stride == self.kernel_size and not any(self.padding) and \
             self.dilation == (1,) * self._dims
 
@@ -128,8 +128,11 @@ class _MaxPoolNd(_Pool):
             check_input(self, x, None, self._dims, None)
             sizes = self._sizes(x.shape[2:])
             if all(o * k <= n for o, k, n in zip(sizes, self.kernel_size, x.shape[2:])):  # no partial window
-                out, stages = tile_max(x, self.kernel_size, sizes)
-                self._tiles, self._winner = (x.shape, stages), None
+                tiler = self._tiler
+                if tiler is None or tiler.shape != x.shape or tiler.dtype != x.dtype:
+                    tiler = self._tiler = Tiles(x.shape, x.dtype, self.kernel_size, sizes)
+                out, code = tiler.forward(x)
+                self._tiles, self._winner = (tiler, code), None
                 return out
         out, arg, pads, sizes = self._windows(x)
         padded = x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
@@ -156,11 +159,8 @@ class _MaxPoolNd(_Pool):
     def backward(self, grad_out):
         """grad_out: (N, C, *out) -> dJ/dx: each gradient goes to its window's maximum (summed where shared)."""
         if self._tiles is not None:
-            shape, stages = self._tiles
-            key = (shape, grad_out.shape)
-            if self._origins is None or self._origins[0] != key:
-                self._origins = (key, tile_origins(shape, self.kernel_size, grad_out.shape[2:]))
-            return tile_max_adjoint(grad_out, stages, shape, self._origins[1])
+            tiler, code = self._tiles
+            return tiler.adjoint(grad_out, code)
         padded, pads = self._shapes
         dxp = np.bincount(self._winner.ravel(), weights=grad_out.ravel(), minlength=math.prod(padded))
         dx = pad_adjoint(dxp.reshape(padded).astype(grad_out.dtype, copy=False), pads)
