@@ -80,8 +80,8 @@ def forward(bufs, x, weight, bias, pads, sizes, out):
     return out
 
 
-def backward(bufs, grad_out, weight, weight_grad, bias_grad, pads, input_shape, input_grad):
-    """Adds dJ/dW and dJ/db; returns dJ/dx (N, C, H, W) when ``input_grad``, else None."""
+def backward(bufs, grad_out, weight, weight_grad, bias_grad, pads, input_shape, input_grad, out=None):
+    """Adds dJ/dW and dJ/db; returns dJ/dx (N, C, H, W) when ``input_grad`` (in ``out`` if it fits), else None."""
     n, o = grad_out.shape[:2]
     length = grad_out.shape[2] * grad_out.shape[3]
     kh, kw = weight.shape[2:]
@@ -103,6 +103,7 @@ def backward(bufs, grad_out, weight, weight_grad, bias_grad, pads, input_shape, 
     np.copyto(flipped, weight[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))
     dx_last = _buffer(bufs, "dx_last", (n * h * w, c), weight.dtype)
     np.matmul(gcols, flipped.reshape(kh * kw * o, c), out=dx_last)
-    dx = np.empty((n, c, h, w), dtype=weight.dtype)
+    dx = out if out is not None and out.shape == (n, c, h, w) and out.dtype == weight.dtype and out.flags.c_contiguous \
+        else np.empty((n, c, h, w), dtype=weight.dtype)
     np.copyto(dx.reshape(n, c, h * w), dx_last.reshape(n, h * w, c).transpose(0, 2, 1))
     return dx

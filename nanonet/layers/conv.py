@@ -155,13 +155,9 @@ class _ConvNd(Module):
         if grad_out.__class__ is not np.ndarray or grad_out.shape != expected or grad_out.dtype != w.dtype:
             check_same_shape(self, grad_out, expected, dtype=w.dtype)
         if cols is None:
-            dx = _conv_nhwc.backward(self._last, grad_out, w, self.weight.grad,
-                                     None if self.bias is None else self.bias.grad, self._pads, self._input_shape,
-                                     input_grad)
-            if dx is not None and out is not None and out.shape == dx.shape and out.dtype == dx.dtype:
-                np.copyto(out, dx)
-                return out
-            return dx
+            return _conv_nhwc.backward(self._last, grad_out, w, self.weight.grad,
+                                       None if self.bias is None else self.bias.grad, self._pads, self._input_shape,
+                                       input_grad, out)
         n, groups = grad_out.shape[0], self.groups
         og, length = self.out_channels // groups, math.prod(expected[2:])
         g = grad_out.reshape(n, groups, og, length)
